@@ -1,0 +1,64 @@
+"""The boundary between the engine and a deep-learning framework.
+
+The engine (input generation, invariants, reports) speaks numpy and these
+types only; everything that knows about Keras or TensorFlow lives behind a
+:class:`ModelAdapter`.  Adding another framework means writing one adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input as the generator needs it.
+
+    ``shape`` excludes the batch dimension; ``None`` marks a dimension whose
+    size the generator chooses.  ``low``/``high`` bound integer inputs
+    (``high`` exclusive), for example an ``Embedding``'s vocabulary."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+    low: int | None = None
+    high: int | None = None
+
+    @property
+    def is_integer(self) -> bool:
+        return self.dtype.startswith(("int", "uint"))
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in {"float16", "bfloat16", "float32", "float64"}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One model output: its name and the layer that produces it."""
+
+    name: str
+    index: int
+    layer_name: str
+    layer_class: str
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """What the engine needs from a model."""
+
+    @property
+    def name(self) -> str: ...
+
+    def input_specs(self) -> Sequence[InputSpec]: ...
+
+    def output_specs(self) -> Sequence[OutputSpec]: ...
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run the model in inference mode on one batch (one array per input
+        spec, in order) and return every output as a numpy array."""
+        ...

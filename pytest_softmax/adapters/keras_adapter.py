@@ -1,0 +1,295 @@
+"""Keras 3 / TensorFlow adapter: loading, input signature, compiled forward.
+
+TensorFlow is imported here and only here, and only when a check runs.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..report import SoftmaxSetupError
+from .base import InputSpec, OutputSpec
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+ACCEPTED = (
+    "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
+    "or a SavedModel directory"
+)
+
+# Compiled forward functions, one per model object for the whole session:
+# tracing costs far more than a forward pass, so tests sharing a model share it.
+_FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
+_LOADED: dict[tuple[str, float, bool], Any] = {}
+
+
+def _keras() -> Any:
+    import keras
+
+    return keras
+
+
+def load_path(path: Path, *, safe_mode: bool) -> Any:
+    """Load a model file or SavedModel directory, once per process."""
+    if not path.exists():
+        raise SoftmaxSetupError(f"model path {str(path)!r} does not exist; expected {ACCEPTED}")
+    key = (str(path.resolve()), path.stat().st_mtime, safe_mode)
+    if key in _LOADED:
+        return _LOADED[key]
+    if path.is_dir():
+        if not (path / "saved_model.pb").exists():
+            raise SoftmaxSetupError(
+                f"model path {str(path)!r} is a directory but not a SavedModel "
+                "(it has no saved_model.pb); pass a .keras / .h5 file or a SavedModel directory"
+            )
+        import tensorflow as tf
+
+        model: Any = SavedModelSignature(tf.saved_model.load(str(path)), str(path))
+    elif path.suffix.lower() not in MODEL_SUFFIXES:
+        raise SoftmaxSetupError(
+            f"model path {str(path)!r} is not a .keras or .h5 file nor a SavedModel directory"
+        )
+    else:
+        try:
+            model = _keras().saving.load_model(str(path), compile=False, safe_mode=safe_mode)
+        except Exception as exc:  # Keras raises many types for unreadable files
+            raise SoftmaxSetupError(f"could not load model file {str(path)!r}: {exc}") from exc
+    _LOADED[key] = model
+    return model
+
+
+def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
+    """A Keras model (or SavedModel signature) from what the user passed."""
+    if isinstance(source, (str, os.PathLike)):
+        return load_path(Path(os.fspath(source)), safe_mode=safe_mode)
+    keras = _keras()
+    if isinstance(source, keras.Model):
+        return source
+    if callable(source) and not isinstance(source, keras.layers.Layer):
+        try:
+            built = source()
+        except Exception as exc:
+            name = getattr(source, "__name__", repr(source))
+            raise SoftmaxSetupError(f"model factory {name}() raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(built, (str, os.PathLike, keras.Model)):
+            return resolve_model(built, safe_mode=safe_mode)
+        raise SoftmaxSetupError(
+            f"model factory {getattr(source, '__name__', source)!r} returned "
+            f"{type(built).__name__}, not a keras.Model"
+        )
+    raise SoftmaxSetupError(f"cannot check {type(source).__name__} {source!r:.80}: expected {ACCEPTED}")
+
+
+def adapt(source: object, *, safe_mode: bool = True) -> Any:
+    model = resolve_model(source, safe_mode=safe_mode)
+    if isinstance(model, SavedModelSignature):
+        return model
+    return KerasModelAdapter(model)
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return str(name).replace("<dtype: '", "").replace("'>", "")
+
+
+def _integer_range(model: Any, tensor: Any) -> tuple[int, int] | None:
+    """Ids the model accepts on ``tensor``: the vocabulary of an Embedding
+    (or CategoryEncoding) that reads it, looking into nested models."""
+    keras = _keras()
+    for layer in getattr(model, "layers", []):
+        try:
+            consumed = layer.input
+        except (AttributeError, ValueError):
+            continue
+        inputs = consumed if isinstance(consumed, (list, tuple)) else [consumed]
+        if not any(t is tensor for t in inputs):
+            continue
+        target = layer
+        while isinstance(target, keras.Model) and getattr(target, "layers", None):
+            target = target.layers[0]
+        if isinstance(target, keras.layers.Embedding):
+            return 0, int(target.input_dim)
+        if isinstance(target, keras.layers.CategoryEncoding):
+            return 0, int(target.num_tokens)
+    return None
+
+
+class KerasModelAdapter:
+    """Adapter for a built ``keras.Model`` (Sequential, Functional, or a
+    subclassed model that has been called on data)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._inputs = self._input_structure()
+        self._outputs = self._output_structure()
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.model, "name", type(self.model).__name__))
+
+    def _input_structure(self) -> Any:
+        try:
+            structure = self.model.input
+        except (AttributeError, ValueError):
+            structure = getattr(self.model, "inputs", None)
+            # A Sequential model takes one tensor, not a one-element list.
+            if isinstance(structure, list) and len(structure) == 1:
+                structure = structure[0]
+        if structure is None:
+            raise SoftmaxSetupError(
+                f"model {self.name!r} ({type(self.model).__name__}) has no known input signature "
+                "(a subclassed or unbuilt model); pass inputs= with example arrays, e.g. "
+                "@pytest.mark.softmax_invariant(inputs=np.zeros((8, 10), 'float32')), "
+                "or start the model with keras.Input(shape=...)"
+            )
+        return structure
+
+    def _output_structure(self) -> Any:
+        try:
+            return self.model.output
+        except (AttributeError, ValueError):
+            return getattr(self.model, "outputs", None)
+
+    def _named_inputs(self) -> list[tuple[str, Any]]:
+        structure = self._inputs
+        if isinstance(structure, dict):
+            return list(structure.items())
+        tensors = structure if isinstance(structure, (list, tuple)) else [structure]
+        return [(self._input_name(t, i), t) for i, t in enumerate(tensors)]
+
+    @staticmethod
+    def _input_name(tensor: Any, index: int) -> str:
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history, "operation", None)
+        return str(getattr(layer, "name", None) or getattr(tensor, "name", None) or f"input_{index}")
+
+    def input_specs(self) -> list[InputSpec]:
+        specs = []
+        for name, tensor in self._named_inputs():
+            shape = tuple(tensor.shape)[1:]
+            dtype = _dtype_name(tensor.dtype)
+            if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False) or dtype == "string":
+                raise SoftmaxSetupError(
+                    f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
+                    "; the generator cannot feed it: pass inputs= with example data"
+                )
+            bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
+            low, high = bounds if bounds else (None, None)
+            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high))
+        return specs
+
+    def output_specs(self) -> list[OutputSpec]:
+        structure = self._outputs
+        if structure is None:
+            last = self.model.layers[-1] if getattr(self.model, "layers", None) else self.model
+            return [OutputSpec("output_0", 0, last.name, type(last).__name__)]
+        if isinstance(structure, dict):
+            named = list(structure.items())
+        elif isinstance(structure, (list, tuple)):
+            names = getattr(self.model, "output_names", None) or []
+            named = [
+                (names[i] if i < len(names) else self._layer_of(t)[0], t) for i, t in enumerate(structure)
+            ]
+        else:
+            named = [(self._layer_of(structure)[0], structure)]
+        specs = []
+        for index, (name, tensor) in enumerate(named):
+            layer_name, layer_class = self._layer_of(tensor)
+            specs.append(OutputSpec(str(name), index, layer_name, layer_class))
+        return specs
+
+    def _layer_of(self, tensor: Any) -> tuple[str, str]:
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history, "operation", None) if history is not None else None
+        if layer is None and getattr(self.model, "layers", None):
+            layer = self.model.layers[-1]
+        if layer is None:
+            return "output", "unknown"
+        return str(layer.name), type(layer).__name__
+
+    def _compiled_forward(self) -> Callable[..., Any]:
+        cached = _FORWARD_CACHE.get(self.model)
+        if cached is not None:
+            return cached
+        import tensorflow as tf
+
+        named = self._named_inputs()
+        structure = self._inputs
+        signature = [
+            tf.TensorSpec((None, *tuple(t.shape)[1:]), _dtype_name(t.dtype), name=None) for _, t in named
+        ]
+        model = self.model
+        output_names = [s.name for s in self.output_specs()]
+
+        def rebuild(flat: Sequence[Any]) -> Any:
+            if isinstance(structure, dict):
+                return {name: x for (name, _), x in zip(named, flat)}
+            if isinstance(structure, (list, tuple)):
+                return list(flat)
+            return flat[0]
+
+        def flatten(outputs: Any) -> list[Any]:
+            if isinstance(outputs, dict):
+                return [outputs[name] for name in output_names]
+            if isinstance(outputs, (list, tuple)):
+                return list(outputs)
+            return [outputs]
+
+        # One trace per model and signature: None dimensions in the
+        # signature keep variable-length inputs from retracing.
+        @tf.function(input_signature=signature, reduce_retracing=True)
+        def forward(*flat: Any) -> list[Any]:
+            return flatten(model(rebuild(flat), training=False))
+
+        _FORWARD_CACHE[self.model] = forward
+        return forward
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import tensorflow as tf
+
+        specs = self.input_specs() if not hasattr(self, "_specs") else self._specs
+        self._specs = specs
+        tensors = [tf.convert_to_tensor(x, dtype=spec.dtype) for x, spec in zip(inputs, specs)]
+        return [np.asarray(y) for y in self._compiled_forward()(*tensors)]
+
+
+class SavedModelSignature:
+    """A TensorFlow SavedModel's ``serving_default`` signature.  Loading it
+    runs no Python code from the directory; layers are not visible, so
+    failures name the signature output only."""
+
+    def __init__(self, loaded: Any, path: str) -> None:
+        self.path = path
+        signatures = getattr(loaded, "signatures", {})
+        if "serving_default" not in signatures:
+            raise SoftmaxSetupError(f"SavedModel {path!r} has no serving_default signature")
+        self._fn = signatures["serving_default"]
+        self._loaded = loaded  # keeps the variables alive
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def input_specs(self) -> list[InputSpec]:
+        _, kwargs = self._fn.structured_input_signature
+        return [
+            InputSpec(name=name, shape=tuple(spec.shape)[1:], dtype=spec.dtype.name)
+            for name, spec in sorted(kwargs.items())
+        ]
+
+    def output_specs(self) -> list[OutputSpec]:
+        names = sorted(self._fn.structured_outputs)
+        return [OutputSpec(name, i, name, "SavedModel signature") for i, name in enumerate(names)]
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import tensorflow as tf
+
+        specs = self.input_specs()
+        feed = {s.name: tf.convert_to_tensor(x, dtype=s.dtype) for s, x in zip(specs, inputs)}
+        result = self._fn(**feed)
+        return [np.asarray(result[s.name]) for s in self.output_specs()]

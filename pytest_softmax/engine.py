@@ -1,0 +1,314 @@
+"""``check_softmax``: search for inputs that make a model's outputs stop
+being probability distributions, and report what was found.
+
+The search is a Hypothesis test run in-process: it draws input batches from
+the model's signature, runs one compiled forward pass per batch (never
+``model.predict`` in a loop), measures the invariant in numpy, steers
+towards larger violations with ``hypothesis.target`` and shrinks the first
+failure to a small input.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, given, target
+from hypothesis import seed as hypothesis_seed
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
+
+from . import settings as settings_module
+from .adapters import InputSpec, ModelAdapter, OutputSpec, adapt
+from .database import NamespacedDatabase
+from .inputs import GeneratedBatch, arrange_inputs, generated_batches, user_batches
+from .invariants import BatchCheck, check_batch, violations_of
+from .report import (
+    MODEL_RAISED,
+    OutputResult,
+    SoftmaxInvariantError,
+    SoftmaxReport,
+    SoftmaxSetupError,
+    Violation,
+)
+from .settings import CheckSettings
+from .tolerance import normalize_dtype_name
+
+FLOAT_KINDS = "fc"
+
+
+def check_softmax(
+    model: Any,
+    *,
+    inputs: Any = None,
+    axis: int = -1,
+    atol: float | None = None,
+    rtol: float | None = None,
+    max_examples: int = settings_module.DEFAULT_MAX_EXAMPLES,
+    batch_size: int = settings_module.DEFAULT_BATCH_SIZE,
+    outputs: Any = None,
+) -> SoftmaxReport:
+    """Check that ``model``'s outputs are probability distributions along
+    ``axis`` on inputs generated from its signature (or on ``inputs``).
+
+    Raises :class:`SoftmaxInvariantError` (an ``AssertionError`` carrying
+    ``.report``) when an output is not finite, leaves [0, 1] or does not sum
+    to 1 within ``atol + rtol``; returns the :class:`SoftmaxReport` otherwise.
+    ``atol=None`` uses :func:`default_tolerance` for each output's dtype and
+    class count.
+    """
+    __tracebackhide__ = True
+    given_args = {
+        "axis": axis, "atol": atol, "rtol": rtol, "max_examples": max_examples,
+        "batch_size": batch_size, "outputs": outputs,
+    }
+    try:
+        parsed = settings_module.parse_overrides(given_args, "check_softmax()")
+    except settings_module.SettingError as exc:
+        raise ValueError(str(exc)) from None
+    resolved = settings_module.resolve(None, settings_module.MarkerSettings(**parsed, inputs=inputs))
+    return run_check(model, resolved)
+
+
+@dataclass
+class _OutputTracker:
+    """Worst values seen on one output over every example."""
+
+    spec: OutputSpec
+    result: OutputResult | None = None
+
+    def add(self, check: BatchCheck, dtype: str, axis: int, atol: float, rtol: float) -> None:
+        previous = self.result or OutputResult(
+            output=self.spec.name, layer_name=self.spec.layer_name, layer_class=self.spec.layer_class,
+            dtype=dtype, axis=axis, n_classes=check.n_classes, atol=atol, rtol=rtol,
+            min_value=np.inf, max_value=-np.inf,
+        )
+        finite_error = check.worst_error if np.isfinite(check.worst_error) else previous.worst_error
+        self.result = replace(
+            previous,
+            rows=previous.rows + check.rows,
+            worst_error=max(previous.worst_error, finite_error),
+            nonfinite=previous.nonfinite + check.nonfinite_values,
+            out_of_range=previous.out_of_range + check.out_of_range_rows,
+            unnormalized_rows=previous.unnormalized_rows + check.unnormalized_rows,
+            min_value=min(previous.min_value, check.min_value),
+            max_value=max(previous.max_value, check.max_value),
+        )
+
+
+@dataclass
+class _Search:
+    """State of one check: the adapter, what is checked, and what was seen."""
+
+    adapter: ModelAdapter
+    settings: CheckSettings
+    outputs: list[OutputSpec]
+    trackers: dict[str, _OutputTracker] = field(default_factory=dict)
+    examples: int = 0
+
+    def evaluate(self, batch: GeneratedBatch) -> tuple[list[Violation], float]:
+        """Run one batch; return its violations and its severity."""
+        self.examples += 1
+        try:
+            results = self.adapter.forward(batch.arrays)
+        except Exception as exc:  # the model's own error, shown to the user
+            violation = Violation(
+                kind=MODEL_RAISED, output="", layer_name="", layer_class="", dtype="", axis=self.settings.axis,
+                n_classes=0, tolerance=0.0, error=float("inf"), rows_violating=0, rows=0,
+                message=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            )
+            return [violation], float("inf")
+        found: list[Violation] = []
+        severity = 0.0
+        for spec in self.outputs:
+            output = results[spec.index]
+            dtype, n_classes = self._validate_output(spec, output)
+            atol = self.settings.atol_for(dtype, n_classes)
+            check = check_batch(output, self.settings.axis, atol, self.settings.rtol)
+            self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(
+                check, dtype, self.settings.axis, atol, self.settings.rtol
+            )
+            severity = max(severity, check.severity)
+            found.extend(violations_of(
+                check, output, axis=self.settings.axis, name=spec.name, layer_name=spec.layer_name,
+                layer_class=spec.layer_class, dtype=dtype,
+            ))
+        return found, severity
+
+    def _validate_output(self, spec: OutputSpec, output: np.ndarray) -> tuple[str, int]:
+        where = f"output {spec.name!r} ({spec.layer_name}: {spec.layer_class})"
+        if output.dtype.kind not in FLOAT_KINDS and output.dtype.name != "bfloat16":
+            raise SoftmaxSetupError(
+                f"{where} has dtype {output.dtype.name}; only float outputs can be probability "
+                "distributions: choose the outputs to check with outputs=[...]"
+            )
+        if output.ndim < 2:
+            raise SoftmaxSetupError(
+                f"{where} has shape {list(output.shape)} (no class axis besides the batch); "
+                "choose the outputs to check with outputs=[...]"
+            )
+        axis = self.settings.axis
+        if not -output.ndim <= axis < output.ndim:
+            raise SoftmaxSetupError(
+                f"axis={axis} is out of range for {where} of shape {list(output.shape)}"
+            )
+        return normalize_dtype_name(output.dtype), int(output.shape[axis])
+
+
+class _FoundViolation(Exception):
+    """Raised inside the Hypothesis search so that it shrinks the input."""
+
+    def __init__(self, batch: GeneratedBatch, violations: list[Violation]) -> None:
+        super().__init__(violations[0].headline())
+        self.batch = batch
+        self.violations = violations
+
+
+def select_outputs(specs: Sequence[OutputSpec], wanted: Any) -> list[OutputSpec]:
+    if wanted is None:
+        return list(specs)
+    chosen = []
+    for key in (wanted if isinstance(wanted, (list, tuple)) else [wanted]):
+        match = [s for s in specs if (s.name == key if isinstance(key, str) else s.index == key)]
+        if not match:
+            names = ", ".join(f"{s.index}: {s.name!r}" for s in specs)
+            raise SoftmaxSetupError(f"outputs= names {key!r}, which the model does not have; its outputs are {names}")
+        chosen.extend(match)
+    return chosen
+
+
+def _specs_from_arrays(value: Any) -> list[InputSpec]:
+    arrays = value if isinstance(value, (list, tuple)) else [value]
+    return [InputSpec(f"input_{i}", tuple(np.asarray(a).shape[1:]), np.asarray(a).dtype.name)
+            for i, a in enumerate(arrays)]
+
+
+def _search_settings(settings: CheckSettings, namespace: str) -> hypothesis_settings:
+    profile = hypothesis_settings.default
+    database = profile.database
+    return hypothesis_settings(
+        profile,
+        max_examples=settings.max_examples,
+        deadline=None,
+        database=NamespacedDatabase(database, namespace) if database is not None else None,
+        phases=[p for p in profile.phases if p is not Phase.explain],
+        suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow,
+                               HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+        report_multiple_bugs=False,
+        verbosity=profile.verbosity if profile.verbosity >= Verbosity.verbose else Verbosity.quiet,
+    )
+
+
+def run_check(
+    model: Any,
+    settings: CheckSettings,
+    *,
+    seed: int | None = None,
+    namespace: str | None = None,
+    safe_mode: bool = True,
+    replay_hint: str | None = None,
+) -> SoftmaxReport:
+    """The engine behind :func:`check_softmax` and the pytest marker."""
+    __tracebackhide__ = True
+    started = time.perf_counter()
+    adapter = adapt(model, safe_mode=safe_mode)
+    user_inputs = settings.inputs
+    is_strategy = isinstance(user_inputs, st.SearchStrategy)
+    try:
+        specs = list(adapter.input_specs())
+    except SoftmaxSetupError:
+        if user_inputs is None or is_strategy:
+            raise
+        specs = _specs_from_arrays(user_inputs)
+    search = _Search(adapter, settings, select_outputs(adapter.output_specs(), settings.outputs))
+
+    failure: _FoundViolation | None = None
+    used_seed: int | None = None
+    if user_inputs is not None and not is_strategy:
+        try:
+            batches = user_batches(user_inputs, specs, settings.batch_size)
+        except ValueError as exc:
+            raise SoftmaxSetupError(str(exc)) from None
+        for batch in batches:
+            violations, _ = search.evaluate(batch)
+            if violations:
+                failure = _FoundViolation(batch, violations)
+                break
+    else:
+        if is_strategy:
+            strategy = user_inputs.map(lambda v: GeneratedBatch(tuple(specs), tuple(None for _ in specs),
+                                                                 arrange_inputs(v, specs)))
+        else:
+            strategy = generated_batches(specs, settings.batch_size)
+
+        @given(strategy)
+        def search_for_violation(batch: GeneratedBatch) -> None:
+            violations, severity = search.evaluate(batch)
+            target(min(severity, 1e12), label="worst |sum - 1| / tolerance")
+            if violations:
+                raise _FoundViolation(batch, violations)
+
+        configured = _search_settings(settings, namespace or _default_namespace(adapter, specs))
+        runner = configured(search_for_violation)
+        if not configured.derandomize:
+            used_seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+            runner = hypothesis_seed(used_seed)(runner)
+        try:
+            runner()
+        except _FoundViolation as found:
+            failure = found
+        except FlakyFailure as exc:
+            raise SoftmaxSetupError(
+                f"model {adapter.name!r} failed on an input and then passed on the same input: "
+                "its output changes between two calls (random ops active in inference mode?)"
+            ) from exc
+
+    report = _build_report(adapter, search, failure, used_seed, replay_hint, time.perf_counter() - started)
+    if failure is not None:
+        raise SoftmaxInvariantError(report)
+    return report
+
+
+def _default_namespace(adapter: ModelAdapter, specs: Sequence[InputSpec]) -> str:
+    return f"{adapter.name}|{[(s.name, s.shape, s.dtype) for s in specs]}"
+
+
+def _build_report(
+    adapter: ModelAdapter,
+    search: _Search,
+    failure: _FoundViolation | None,
+    seed: int | None,
+    replay_hint: str | None,
+    duration: float,
+) -> SoftmaxReport:
+    results = [t.result for t in search.trackers.values() if t.result is not None]
+    focus = None
+    if failure is not None and failure.violations[0].kind != MODEL_RAISED:
+        focus = next((r for r in results if r.output == failure.violations[0].output), None)
+    focus = focus or (results[0] if results else None)
+    replay = ""
+    if failure is not None and seed is not None:
+        replay = replay_hint.format(seed=seed) if replay_hint else (
+            f"the search used seed {seed}: rerun with --hypothesis-seed={seed} "
+            "(the failing input is also saved in Hypothesis' example database and replayed first)"
+        )
+    return SoftmaxReport(
+        model_name=adapter.name,
+        passed=failure is None,
+        examples=search.examples,
+        rows=sum(r.rows for r in results) // max(len(results), 1),
+        worst_error=max((r.worst_error for r in results), default=0.0),
+        tolerance=focus.tolerance if focus else float("nan"),
+        dtype=focus.dtype if focus else "",
+        outputs=results,
+        violations=list(failure.violations) if failure else [],
+        failing_input=failure.batch.summaries() if failure else [],
+        replay=replay,
+        seed=seed,
+        duration=duration,
+    )

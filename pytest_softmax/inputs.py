@@ -1,0 +1,246 @@
+"""Hypothesis strategies for model inputs, built from the input signature.
+
+A batch for a vision model holds millions of numbers: far more than
+Hypothesis can draw one by one (and ``arrays()`` fills most of such a tensor
+with one repeated value).  So Hypothesis draws a compact *recipe* per input
+(a pattern, a scale, an offset, a seed and a few extreme values at chosen
+places) and numpy expands it.  Every part of a recipe shrinks towards the
+simplest input (a constant zero tensor), so a failure shrinks to a case that
+fits on one line and can be rebuilt exactly from that line.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .adapters.base import InputSpec
+from .report import InputSummary
+
+FLOAT_PATTERNS = ("constant", "normal", "uniform", "ramp", "alternating")
+INT_PATTERNS = ("constant", "uniform", "edges")
+# Magnitudes real inputs have (normalised features, pixels, raw counts) and
+# those that push logits past float32's exp overflow (~88).
+SCALES = (1.0, 0.0, 1e-3, 0.1, 10.0, 100.0, 1e3, 1e4, 1e6)
+OFFSETS = (0.0, 1.0, -1.0, 0.5)
+MAX_SPIKES = 4
+MAX_VARIABLE_DIM = 16
+DEFAULT_INT_RANGE = (0, 256)
+_FLOAT_LIMITS = {"float16": 6.0e4, "bfloat16": 1e30, "float32": 1e30, "float64": 1e30}
+
+
+def numpy_dtype(name: str) -> np.dtype[Any]:
+    """The numpy dtype used to build arrays for ``name``; bfloat16 is built
+    in float32 and cast by the adapter."""
+    return np.dtype("float32") if name == "bfloat16" else np.dtype(name)
+
+
+@dataclass(frozen=True)
+class ArrayRecipe:
+    """A compact, exactly reproducible description of one input tensor."""
+
+    pattern: str
+    scale: float = 1.0
+    offset: float = 0.0
+    seed: int = 0
+    spikes: tuple[tuple[int, float], ...] = ()
+    integer: bool = False
+
+    def expand(self, shape: Sequence[int], dtype: str, low: int | None = None,
+               high: int | None = None) -> np.ndarray:
+        """Build the array.  Integer dtypes use ``[low, high)``."""
+        shape = tuple(int(d) for d in shape)
+        size = int(np.prod(shape, dtype=np.int64))
+        rng = np.random.default_rng(self.seed)
+        if np.dtype(numpy_dtype(dtype)).kind in "iu":
+            lo, hi = (low, high) if low is not None and high is not None else DEFAULT_INT_RANGE
+            flat = self._expand_int(rng, size, lo, hi)
+        else:
+            flat = self._expand_float(rng, size, _FLOAT_LIMITS.get(dtype, 1e30))
+        return flat.reshape(shape).astype(numpy_dtype(dtype), copy=False)
+
+    def _expand_float(self, rng: np.random.Generator, size: int, limit: float) -> np.ndarray:
+        base: np.ndarray
+        if self.pattern == "constant":
+            base = np.ones(size, dtype=np.float32)
+        elif self.pattern == "normal":
+            base = rng.standard_normal(size, dtype=np.float32)
+        elif self.pattern == "uniform":
+            base = rng.random(size, dtype=np.float32) * 2 - 1
+        elif self.pattern == "ramp":
+            base = np.linspace(-1.0, 1.0, num=max(size, 1), dtype=np.float32)[:size]
+        else:  # alternating
+            base = np.where(np.arange(size) % 2 == 0, 1.0, -1.0).astype(np.float32)
+        flat = (base.astype(np.float64) + self.offset) * self.scale
+        for position, value in self.spikes:
+            if size:
+                flat[position % size] = value
+        return np.clip(flat, -limit, limit)
+
+    def _expand_int(self, rng: np.random.Generator, size: int, low: int, high: int) -> np.ndarray:
+        if self.pattern == "constant":
+            flat = np.full(size, low + int(self.offset) % max(high - low, 1), dtype=np.int64)
+        elif self.pattern == "uniform":
+            flat = rng.integers(low, high, size=size, dtype=np.int64)
+        else:  # edges: the first and last valid id, alternating
+            flat = np.where(np.arange(size) % 2 == 0, low, high - 1).astype(np.int64)
+        for position, value in self.spikes:
+            if size:
+                flat[position % size] = low + int(value) % max(high - low, 1)
+        return flat
+
+    def describe(self) -> str:
+        if self.integer:
+            parts = [f"ids {self.pattern}" + (f" (offset {int(self.offset)})" if self.pattern == "constant" else "")]
+            if self.pattern == "uniform":
+                parts.append(f"seed {self.seed}")
+            if self.spikes:
+                parts.append("spikes " + ", ".join(f"[{p}]={int(v)}" for p, v in self.spikes))
+            return ", ".join(parts)
+        if self.pattern == "constant" and not self.spikes:
+            parts = [f"constant {self.scale * (1.0 + self.offset):g}"]
+        else:
+            parts = [f"{self.pattern} x {self.scale:g}"]
+            if self.offset:
+                parts.append(f"offset {self.offset * self.scale:g}")
+            if self.pattern in {"normal", "uniform"}:
+                parts.append(f"seed {self.seed}")
+        if self.spikes:
+            spikes = ", ".join(f"[{p}]={v:g}" for p, v in self.spikes)
+            parts.append(f"spikes {spikes}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class GeneratedBatch:
+    """One Hypothesis example: a recipe per input and the arrays they give."""
+
+    specs: tuple[InputSpec, ...]
+    recipes: tuple[ArrayRecipe | None, ...]
+    arrays: tuple[np.ndarray, ...]
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{spec.name}={recipe.describe() if recipe else 'given'} {list(array.shape)}"
+            for spec, recipe, array in zip(self.specs, self.recipes, self.arrays)
+        ]
+        return f"GeneratedBatch({'; '.join(parts)})"
+
+    def summaries(self) -> list[InputSummary]:
+        out = []
+        for spec, recipe, array in zip(self.specs, self.recipes, self.arrays):
+            finite = np.asarray(array, dtype=np.float64)
+            if recipe is None:
+                description, rebuild = "given by the test", "(the inputs= you passed)"
+            else:
+                description = recipe.describe()
+                bounds = f", low={spec.low}, high={spec.high}" if spec.low is not None else ""
+                rebuild = f"pytest_softmax.inputs.{recipe!r}.expand({tuple(array.shape)}, {spec.dtype!r}{bounds})"
+            out.append(InputSummary(
+                name=spec.name, dtype=spec.dtype, shape=tuple(int(d) for d in array.shape),
+                description=description, rebuild=rebuild,
+                min_value=float(finite.min()) if finite.size else 0.0,
+                max_value=float(finite.max()) if finite.size else 0.0,
+            ))
+        return out
+
+
+def _float_recipes(dtype: str) -> st.SearchStrategy[ArrayRecipe]:
+    limit = _FLOAT_LIMITS.get(dtype, 1e30)
+    spike_values = st.one_of(
+        st.sampled_from([0.0, 1.0, -1.0, 1e3, -1e3, 1e4, -1e4]),
+        st.floats(-limit, limit, allow_nan=False, allow_infinity=False),
+    )
+    return st.builds(
+        ArrayRecipe,
+        pattern=st.sampled_from(FLOAT_PATTERNS),
+        scale=st.sampled_from([s for s in SCALES if s <= limit]),
+        offset=st.sampled_from(OFFSETS),
+        seed=st.integers(0, 2**32 - 1),
+        spikes=st.lists(st.tuples(st.integers(0, 2**31 - 1), spike_values), max_size=MAX_SPIKES).map(tuple),
+    )
+
+
+def _int_recipes(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
+    low, high = (spec.low, spec.high) if spec.low is not None and spec.high is not None else DEFAULT_INT_RANGE
+    span = max(high - low, 1)
+    return st.builds(
+        ArrayRecipe,
+        integer=st.just(True),
+        pattern=st.sampled_from(INT_PATTERNS),
+        offset=st.integers(0, span - 1).map(float),
+        seed=st.integers(0, 2**32 - 1),
+        spikes=st.lists(
+            st.tuples(st.integers(0, 2**31 - 1), st.sampled_from([0, span - 1]).map(float)),
+            max_size=MAX_SPIKES,
+        ).map(tuple),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def recipe_strategy(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
+    if spec.is_integer:
+        return _int_recipes(spec)
+    if spec.dtype == "bool":
+        return st.builds(ArrayRecipe, pattern=st.just("uniform"), seed=st.integers(0, 2**32 - 1))
+    return _float_recipes(spec.dtype)
+
+
+def concrete_shape(spec: InputSpec, batch_size: int, variable_size: int) -> tuple[int, ...]:
+    return (batch_size, *(variable_size if d is None else d for d in spec.shape))
+
+
+@st.composite
+def generated_batches(draw: st.DrawFn, specs: Sequence[InputSpec], batch_size: int) -> GeneratedBatch:
+    """A batch for every input.  One size is drawn for all variable
+    dimensions, so inputs that must agree on a sequence length do."""
+    variable = any(d is None for spec in specs for d in spec.shape)
+    variable_size = draw(st.integers(1, MAX_VARIABLE_DIM)) if variable else 1
+    recipes = tuple(draw(recipe_strategy(spec)) for spec in specs)
+    arrays = tuple(
+        recipe.expand(concrete_shape(spec, batch_size, variable_size), spec.dtype, spec.low, spec.high)
+        for spec, recipe in zip(specs, recipes)
+    )
+    return GeneratedBatch(tuple(specs), recipes, arrays)
+
+
+def arrange_inputs(value: Any, specs: Sequence[InputSpec]) -> tuple[np.ndarray, ...]:
+    """Put user-given inputs (one array, a list in input order, or a dict by
+    input name) in the adapter's input order."""
+    if isinstance(value, Mapping):
+        missing = [s.name for s in specs if s.name not in value]
+        if missing:
+            raise ValueError(
+                f"inputs= is missing {', '.join(missing)}; the model's inputs are "
+                f"{', '.join(s.name for s in specs)}"
+            )
+        return tuple(np.asarray(value[s.name]) for s in specs)
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(specs):
+            raise ValueError(f"inputs= has {len(value)} arrays; the model has {len(specs)} inputs")
+        return tuple(np.asarray(v) for v in value)
+    if len(specs) != 1:
+        raise ValueError(
+            f"inputs= is one array but the model has {len(specs)} inputs "
+            f"({', '.join(s.name for s in specs)}); pass a list or a dict by input name"
+        )
+    return (np.asarray(value),)
+
+
+def user_batches(value: Any, specs: Sequence[InputSpec], batch_size: int) -> list[GeneratedBatch]:
+    """Split user-given arrays into batches of at most ``batch_size`` rows."""
+    arrays = arrange_inputs(value, specs)
+    rows = {int(a.shape[0]) if a.ndim else 1 for a in arrays}
+    if len(rows) != 1:
+        raise ValueError(f"inputs= arrays disagree on the number of rows: {sorted(rows)}")
+    (total,) = rows
+    batches = []
+    for start in range(0, max(total, 1), batch_size):
+        part = tuple(a[start:start + batch_size] for a in arrays)
+        batches.append(GeneratedBatch(tuple(specs), tuple(None for _ in specs), part))
+    return batches

@@ -1,0 +1,144 @@
+"""The invariant itself, on plain numpy arrays: every value finite, within
+[0, 1] and every row summing to 1 along the softmax axis.
+
+Sums are taken in float64 whatever the output dtype: a float32 or float16
+accumulation adds rounding errors of its own that would be blamed on the
+model.  No framework code here, so it can be reused by any adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .report import NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE, Violation
+
+MAX_ROW_VALUES_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class BatchCheck:
+    """Invariant measurements on one output for one batch."""
+
+    rows: int
+    n_classes: int
+    worst_error: float
+    worst_index: tuple[int, ...]
+    nonfinite_values: int
+    nonfinite_rows: int
+    range_excess: float
+    out_of_range_rows: int
+    unnormalized_rows: int
+    min_value: float
+    max_value: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return not (self.nonfinite_values or self.out_of_range_rows or self.unnormalized_rows)
+
+    @property
+    def severity(self) -> float:
+        """How far past the tolerance this batch is (for Hypothesis' target):
+        non-finite values rank above any finite error."""
+        if self.nonfinite_values:
+            return 1e6 + self.nonfinite_values
+        scale = max(self.tolerance, np.finfo(np.float64).tiny)
+        return float(max(self.worst_error, self.range_excess) / scale)
+
+
+def as_float64(output: np.ndarray) -> np.ndarray:
+    """Widen any float output (bfloat16 from ml_dtypes included) to float64."""
+    return np.asarray(output).astype(np.float64)
+
+
+def check_batch(output: np.ndarray, axis: int, atol: float, rtol: float) -> BatchCheck:
+    """Measure the invariant on one output array along ``axis``."""
+    values = np.moveaxis(as_float64(output), axis, -1)
+    n_classes = values.shape[-1]
+    tolerance = atol + rtol
+    finite = np.isfinite(values)
+    nonfinite_per_row = (~finite).sum(axis=-1)
+    clean = np.where(finite, values, 0.0)
+    below = np.clip(-clean, 0.0, None).max(axis=-1, initial=0.0)
+    above = np.clip(clean - 1.0, 0.0, None).max(axis=-1, initial=0.0)
+    excess = np.maximum(below, above)
+    errors = np.abs(values.sum(axis=-1) - 1.0)
+    errors = np.where(nonfinite_per_row > 0, np.inf, errors)
+    finite_errors = np.where(np.isfinite(errors), errors, -1.0)
+    if errors.size:
+        worst_flat = int(np.argmax(np.where(np.isfinite(errors), errors, np.inf)))
+        worst_index = tuple(int(i) for i in np.unravel_index(worst_flat, errors.shape))
+        worst_error = float(errors.flat[worst_flat])
+    else:
+        worst_index, worst_error = (), 0.0
+    return BatchCheck(
+        rows=int(errors.size),
+        n_classes=int(n_classes),
+        worst_error=worst_error,
+        worst_index=worst_index,
+        nonfinite_values=int(nonfinite_per_row.sum()),
+        nonfinite_rows=int((nonfinite_per_row > 0).sum()),
+        range_excess=float(excess.max(initial=0.0)),
+        out_of_range_rows=int((excess > tolerance).sum()),
+        unnormalized_rows=int((finite_errors > tolerance).sum()),
+        min_value=float(clean.min(initial=np.inf)) if clean.size else 0.0,
+        max_value=float(clean.max(initial=-np.inf)) if clean.size else 0.0,
+        tolerance=tolerance,
+    )
+
+
+def violations_of(
+    check: BatchCheck,
+    output: np.ndarray,
+    *,
+    axis: int,
+    name: str,
+    layer_name: str,
+    layer_class: str,
+    dtype: str,
+) -> list[Violation]:
+    """Describe what a failing :class:`BatchCheck` broke, worst first:
+    non-finite values, then unnormalized rows, then out-of-range values."""
+    if check.passed:
+        return []
+    values = np.moveaxis(as_float64(output), axis, -1)
+    row = values[check.worst_index] if check.worst_index or values.ndim == 1 else values
+    common = dict(
+        output=name,
+        layer_name=layer_name,
+        layer_class=layer_class,
+        dtype=dtype,
+        axis=axis,
+        n_classes=check.n_classes,
+        tolerance=check.tolerance,
+        rows=check.rows,
+        worst_row=check.worst_index,
+        worst_row_sum=float(np.sum(row)),
+        worst_row_values=tuple(float(v) for v in np.ravel(row)[:MAX_ROW_VALUES_SHOWN]),
+    )
+    found: list[Violation] = []
+    if check.nonfinite_values:
+        found.append(
+            Violation(kind=NOT_FINITE, error=float(check.nonfinite_values),
+                      rows_violating=check.nonfinite_rows, **common)  # type: ignore[arg-type]
+        )
+    if check.unnormalized_rows:
+        finite_worst = _worst_finite_error(values)
+        found.append(
+            Violation(kind=NOT_NORMALIZED, error=finite_worst,
+                      rows_violating=check.unnormalized_rows, **common)  # type: ignore[arg-type]
+        )
+    if check.out_of_range_rows:
+        found.append(
+            Violation(kind=OUT_OF_RANGE, error=check.range_excess,
+                      rows_violating=check.out_of_range_rows, **common)  # type: ignore[arg-type]
+        )
+    return found
+
+
+def _worst_finite_error(values: np.ndarray) -> float:
+    errors = np.abs(values.sum(axis=-1) - 1.0)
+    finite = errors[np.isfinite(errors)]
+    return float(finite.max()) if finite.size else float("nan")

@@ -1,0 +1,223 @@
+"""pytest hooks, options, marker and fixtures of pytest-softmax.
+
+This module is the ``pytest11`` entry point and is imported by every pytest
+run in an environment where the plugin is installed, so it imports only the
+standard library and pytest.  numpy, Hypothesis and TensorFlow are imported
+inside the functions that run a check, i.e. only when a test asks for one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .settings import (
+    MARKER_SIGNATURE,
+    SETTINGS,
+    MarkerSettings,
+    SessionSettings,
+    SettingError,
+    load_session_settings,
+    parse_marker,
+    parse_overrides,
+    resolve,
+)
+
+if TYPE_CHECKING:
+    from .report import SoftmaxReport
+
+MARKER_NAME = "softmax_invariant"
+MARKER_HELP = (
+    f"{MARKER_SIGNATURE}: check that the model's outputs are probability distributions "
+    "(finite, within [0, 1], summing to 1 along axis) on inputs Hypothesis generates from its "
+    "input signature. model is a keras.Model, a zero-argument callable returning one, or a path to "
+    "a .keras/.h5 file or SavedModel directory; omitted, the test's `model` fixture is used."
+)
+
+session_settings_key = pytest.StashKey[SessionSettings]()
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    """A marked test's check, decided at setup and run after the test body."""
+
+    marker: MarkerSettings
+    model: Any
+
+
+planned_check_key = pytest.StashKey[PlannedCheck]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("softmax", "softmax invariants (pytest-softmax)")
+    for setting in SETTINGS:
+        if setting.has_flag:
+            group.addoption(
+                setting.flag, dest=f"softmax_{setting.name}", default=None,
+                metavar=setting.metavar, help=setting.help,
+            )
+        parser.addini(setting.ini_key, help=setting.help, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER_HELP}")
+    try:
+        config.stash[session_settings_key] = load_session_settings(
+            get_flag=lambda name: config.getoption(f"softmax_{name}", None),
+            get_ini=lambda key: _read_ini(config, key),
+            ini_path=config.inipath,
+        )
+    except SettingError as exc:
+        raise pytest.UsageError(f"pytest-softmax: {exc}") from None
+
+
+def _read_ini(config: pytest.Config, key: str) -> object:
+    value = config.getini(key)
+    return value if value not in ("", []) else None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if config.get_verbosity() < 1:
+        return None
+    session = config.stash.get(session_settings_key, None)
+    if session is None:
+        return None
+    return [_settings_header(session, config)]
+
+
+def _settings_header(session: SessionSettings, config: pytest.Config) -> str:
+    resolved = resolve(session)
+    atol = "dtype-aware default" if resolved.atol is None and resolved.ini_atol is None else (
+        resolved.atol if resolved.atol is not None else resolved.ini_atol)
+    per_dtype = "".join(f", atol[{d}]={v:g}" for d, v in session.atol_by_dtype.items())
+    seed = config.getoption("hypothesis_seed", None)
+    return (
+        f"softmax: atol={atol}{per_dtype}, rtol={resolved.rtol:g}, max_examples={resolved.max_examples}, "
+        f"batch_size={resolved.batch_size}, hypothesis seed={seed if seed is not None else 'random per check'}"
+    )
+
+
+def _session(config: pytest.Config) -> SessionSettings:
+    return config.stash.get(session_settings_key, SessionSettings())
+
+
+def _fail_setup(message: str) -> None:
+    __tracebackhide__ = True
+    pytest.fail(f"pytest-softmax: {message}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _softmax_invariant_marker(request: pytest.FixtureRequest) -> None:
+    """Resolve the marked test's model at setup, so a missing or broken
+    model is a setup error of that test, not a failure of its body."""
+    __tracebackhide__ = True
+    mark = request.node.get_closest_marker(MARKER_NAME)
+    if mark is None:
+        return
+    problem: str | None = None
+    try:
+        marker = parse_marker(mark.args, mark.kwargs)
+    except SettingError as exc:
+        problem = str(exc)
+    if problem is not None:
+        _fail_setup(problem)
+    source = marker.model
+    if source is None:
+        try:
+            source = request.getfixturevalue("model")
+        except pytest.FixtureLookupError:
+            problem = (
+                f"@pytest.mark.{MARKER_NAME} on {request.node.nodeid} has no model: pass one "
+                f"(@pytest.mark.{MARKER_NAME}(model=...) with a keras.Model, a factory or a path) "
+                "or define a `model` fixture"
+            )
+        if problem is not None:
+            _fail_setup(problem)
+    from .adapters.keras_adapter import resolve_model
+    from .report import SoftmaxSetupError
+
+    try:
+        model = resolve_model(source)
+    except SoftmaxSetupError as exc:
+        problem = str(exc)
+    if problem is not None:
+        _fail_setup(problem)
+    request.node.stash[planned_check_key] = PlannedCheck(marker=marker, model=model)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    result = yield
+    planned = item.stash.get(planned_check_key, None)
+    if planned is not None:
+        _run_planned(item, planned)
+    return result
+
+
+def _seed(config: pytest.Config) -> int | None:
+    raw = config.getoption("hypothesis_seed", None)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        # Hypothesis accepts any string as a seed; hash it the same stable way.
+        import hashlib
+
+        return int.from_bytes(hashlib.sha256(str(raw).encode()).digest()[:4], "big")
+
+
+def _check(item: pytest.Item, model: Any, marker: MarkerSettings,
+           overrides: dict[str, Any] | None = None) -> SoftmaxReport:
+    __tracebackhide__ = True
+    from .engine import run_check
+
+    settings = resolve(_session(item.config), marker, overrides)
+    return run_check(
+        model, settings, seed=_seed(item.config), namespace=item.nodeid,
+        replay_hint=f"rerun with: pytest {item.nodeid!r} --hypothesis-seed={{seed}}",
+    )
+
+
+def _run_planned(item: pytest.Item, planned: PlannedCheck) -> None:
+    __tracebackhide__ = True
+    from .report import SoftmaxInvariantError, SoftmaxSetupError
+
+    message = None
+    try:
+        _check(item, planned.model, planned.marker)
+    except SoftmaxInvariantError as exc:
+        message = str(exc)
+    except SoftmaxSetupError as exc:
+        message = f"pytest-softmax: {exc}"
+    if message is not None:
+        # Outside the except block, so the report is not followed by a
+        # "during handling of the above exception" copy of itself.
+        pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture
+def softmax_check(request: pytest.FixtureRequest) -> Callable[..., SoftmaxReport]:
+    """``softmax_check(model, **overrides) -> SoftmaxReport``: check a model
+    with this test's settings (marker > command line > ini > default);
+    ``overrides`` take the marker's keyword arguments."""
+    mark = request.node.get_closest_marker(MARKER_NAME)
+    try:
+        marker = parse_marker(mark.args, mark.kwargs) if mark else MarkerSettings()
+    except SettingError as exc:
+        _fail_setup(str(exc))
+    item = request.node
+
+    def softmax_check(model: Any, **overrides: Any) -> SoftmaxReport:
+        __tracebackhide__ = True
+        try:
+            parsed = parse_overrides(overrides, "softmax_check()")
+        except SettingError as exc:
+            raise TypeError(str(exc)) from None
+        return _check(item, model, marker, parsed)
+
+    return softmax_check
