@@ -27,6 +27,10 @@ class InputSpec:
     dtype: str
     low: int | None = None
     high: int | None = None
+    # Largest magnitude worth generating: a model computing in float16 turns
+    # any input past float16's range into Inf, which says nothing about its
+    # softmax.  None means the dtype's own range.
+    value_limit: float | None = None
 
     @property
     def is_integer(self) -> bool:
