@@ -20,6 +20,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .adapters.base import InputSpec
+from .fill import float_values, int_values
 from .report import InputSummary
 
 FLOAT_PATTERNS = ("constant", "normal", "uniform", "ramp", "alternating")
@@ -52,47 +53,20 @@ class ArrayRecipe:
     integer: bool = False
 
     def expand(self, shape: Sequence[int], dtype: str, low: int | None = None,
-               high: int | None = None) -> np.ndarray:
+               high: int | None = None, limit: float | None = None) -> np.ndarray:
         """Build the array.  Integer dtypes use ``[low, high)``."""
         shape = tuple(int(d) for d in shape)
         size = int(np.prod(shape, dtype=np.int64))
-        rng = np.random.default_rng(self.seed)
-        if np.dtype(numpy_dtype(dtype)).kind in "iu":
+        target = numpy_dtype(dtype)
+        if target.kind in "iu":
             lo, hi = (low, high) if low is not None and high is not None else DEFAULT_INT_RANGE
-            flat = self._expand_int(rng, size, lo, hi)
+            flat = int_values(self.pattern, size, target, low=lo, high=hi, offset=self.offset,
+                              seed=self.seed, spikes=self.spikes)
         else:
-            flat = self._expand_float(rng, size, _FLOAT_LIMITS.get(dtype, 1e30))
-        return flat.reshape(shape).astype(numpy_dtype(dtype), copy=False)
-
-    def _expand_float(self, rng: np.random.Generator, size: int, limit: float) -> np.ndarray:
-        base: np.ndarray
-        if self.pattern == "constant":
-            base = np.ones(size, dtype=np.float32)
-        elif self.pattern == "normal":
-            base = rng.standard_normal(size, dtype=np.float32)
-        elif self.pattern == "uniform":
-            base = rng.random(size, dtype=np.float32) * 2 - 1
-        elif self.pattern == "ramp":
-            base = np.linspace(-1.0, 1.0, num=max(size, 1), dtype=np.float32)[:size]
-        else:  # alternating
-            base = np.where(np.arange(size) % 2 == 0, 1.0, -1.0).astype(np.float32)
-        flat = (base.astype(np.float64) + self.offset) * self.scale
-        for position, value in self.spikes:
-            if size:
-                flat[position % size] = value
-        return np.clip(flat, -limit, limit)
-
-    def _expand_int(self, rng: np.random.Generator, size: int, low: int, high: int) -> np.ndarray:
-        if self.pattern == "constant":
-            flat = np.full(size, low + int(self.offset) % max(high - low, 1), dtype=np.int64)
-        elif self.pattern == "uniform":
-            flat = rng.integers(low, high, size=size, dtype=np.int64)
-        else:  # edges: the first and last valid id, alternating
-            flat = np.where(np.arange(size) % 2 == 0, low, high - 1).astype(np.int64)
-        for position, value in self.spikes:
-            if size:
-                flat[position % size] = low + int(value) % max(high - low, 1)
-        return flat
+            flat = float_values(self.pattern, size, dtype, scale=self.scale, offset=self.offset,
+                                seed=self.seed, spikes=self.spikes,
+                                limit=limit if limit is not None else _FLOAT_LIMITS.get(dtype, 1e30))
+        return flat.reshape(shape).astype(target, copy=False)
 
     def describe(self) -> str:
         if self.integer:
@@ -140,6 +114,8 @@ class GeneratedBatch:
             else:
                 description = recipe.describe()
                 bounds = f", low={spec.low}, high={spec.high}" if spec.low is not None else ""
+                if spec.value_limit is not None:
+                    bounds += f", limit={spec.value_limit!r}"
                 rebuild = f"pytest_softmax.inputs.{recipe!r}.expand({tuple(array.shape)}, {spec.dtype!r}{bounds})"
             out.append(InputSummary(
                 name=spec.name, dtype=spec.dtype, shape=tuple(int(d) for d in array.shape),
@@ -150,10 +126,15 @@ class GeneratedBatch:
         return out
 
 
-def _float_recipes(dtype: str) -> st.SearchStrategy[ArrayRecipe]:
-    limit = _FLOAT_LIMITS.get(dtype, 1e30)
+def value_limit(spec: InputSpec) -> float:
+    limit = _FLOAT_LIMITS.get(spec.dtype, 1e30)
+    return min(limit, spec.value_limit) if spec.value_limit is not None else limit
+
+
+def _float_recipes(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
+    limit = value_limit(spec)
     spike_values = st.one_of(
-        st.sampled_from([0.0, 1.0, -1.0, 1e3, -1e3, 1e4, -1e4]),
+        st.sampled_from([v for v in (0.0, 1.0, -1.0, 1e3, -1e3, 1e4, -1e4) if abs(v) <= limit]),
         st.floats(-limit, limit, allow_nan=False, allow_infinity=False),
     )
     return st.builds(
@@ -188,7 +169,7 @@ def recipe_strategy(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
         return _int_recipes(spec)
     if spec.dtype == "bool":
         return st.builds(ArrayRecipe, pattern=st.just("uniform"), seed=st.integers(0, 2**32 - 1))
-    return _float_recipes(spec.dtype)
+    return _float_recipes(spec)
 
 
 def concrete_shape(spec: InputSpec, batch_size: int, variable_size: int) -> tuple[int, ...]:
@@ -203,7 +184,8 @@ def generated_batches(draw: st.DrawFn, specs: Sequence[InputSpec], batch_size: i
     variable_size = draw(st.integers(1, MAX_VARIABLE_DIM)) if variable else 1
     recipes = tuple(draw(recipe_strategy(spec)) for spec in specs)
     arrays = tuple(
-        recipe.expand(concrete_shape(spec, batch_size, variable_size), spec.dtype, spec.low, spec.high)
+        recipe.expand(concrete_shape(spec, batch_size, variable_size), spec.dtype, spec.low, spec.high,
+                      value_limit(spec))
         for spec, recipe in zip(specs, recipes)
     )
     return GeneratedBatch(tuple(specs), recipes, arrays)
