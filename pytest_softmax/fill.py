@@ -39,9 +39,9 @@ def work_dtype(dtype: str) -> np.dtype[np.floating]:
 def _random_block(rng: np.random.Generator, pattern: str, count: int, dtype: np.dtype[np.floating]) -> np.ndarray:
     block = np.empty(count, dtype=dtype)
     if pattern == "normal":
-        rng.standard_normal(dtype=dtype, out=block)  # type: ignore[call-overload]
+        rng.standard_normal(dtype=dtype, out=block)
     else:  # uniform in [-1, 1)
-        rng.random(dtype=dtype, out=block)  # type: ignore[call-overload]
+        rng.random(dtype=dtype, out=block)
         block *= 2
         block -= 1
     return block
