@@ -26,6 +26,7 @@ from hypothesis.errors import FlakyFailure
 from . import settings as settings_module
 from .adapters import InputSpec, ModelAdapter, OutputSpec, adapt
 from .database import NamespacedDatabase
+from .diagnosis import diagnose
 from .inputs import GeneratedBatch, arrange_inputs, generated_batches, user_batches
 from .invariants import BatchCheck, check_batch, violations_of
 from .report import (
@@ -37,6 +38,7 @@ from .report import (
     Violation,
 )
 from .settings import CheckSettings
+from .sites import SiteChecker, site_checker
 from .tolerance import normalize_dtype_name
 
 FLOAT_KINDS = "fc"
@@ -110,12 +112,18 @@ class _Search:
     outputs: list[OutputSpec]
     trackers: dict[str, _OutputTracker] = field(default_factory=dict)
     examples: int = 0
+    # Checks softmax sites inside the model in the same pass; None (plain
+    # forward) unless the model has such sites.
+    sites: SiteChecker | None = None
 
     def evaluate(self, batch: GeneratedBatch) -> tuple[list[Violation], float]:
         """Run one batch; return its violations and its severity."""
         self.examples += 1
         try:
-            results = self.adapter.forward(batch.arrays)
+            if self.sites is not None:
+                results, site_found, site_severity = self.sites.forward(batch.arrays)
+            else:
+                results, site_found, site_severity = self.adapter.forward(batch.arrays), [], 0.0
         except Exception as exc:  # the model's own error, shown to the user
             violation = Violation(
                 kind=MODEL_RAISED, output="", layer_name="", layer_class="", dtype="", axis=self.settings.axis,
@@ -124,7 +132,7 @@ class _Search:
             )
             return [violation], float("inf")
         found: list[Violation] = []
-        severity = 0.0
+        severity = site_severity
         for spec in self.outputs:
             output = results[spec.index]
             dtype, n_classes = self._validate_output(spec, output)
@@ -138,7 +146,7 @@ class _Search:
                 check, output, axis=self.settings.axis, name=spec.name, layer_name=spec.layer_name,
                 layer_class=spec.layer_class, dtype=dtype,
             ))
-        return found, severity
+        return found + site_found, severity
 
     def _validate_output(self, spec: OutputSpec, output: np.ndarray) -> tuple[str, int]:
         where = f"output {spec.name!r} ({spec.layer_name}: {spec.layer_class})"
@@ -226,6 +234,7 @@ def run_check(
             raise
         specs = _specs_from_arrays(user_inputs)
     search = _Search(adapter, settings, select_outputs(adapter.output_specs(), settings.outputs))
+    search.sites = site_checker(adapter, settings)
 
     failure: _FoundViolation | None = None
     used_seed: int | None = None
@@ -269,6 +278,7 @@ def run_check(
             ) from exc
 
     report = _build_report(adapter, search, failure, used_seed, replay_hint, time.perf_counter() - started)
+    diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)
     if failure is not None:
         raise SoftmaxInvariantError(report)
     return report

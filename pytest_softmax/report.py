@@ -69,9 +69,12 @@ class Violation:
     worst_row_sum: float = float("nan")
     worst_row_values: tuple[float, ...] = ()
     message: str = ""
+    site: str = ""  # set for a softmax site inside the model (its path), not an output
 
     def headline(self) -> str:
         where = f"output {self.output!r} ({self.layer_name}: {self.layer_class})"
+        if self.site:
+            where = f"internal softmax {self.site!r} ({self.layer_class})"
         context = f"[{self.dtype}, axis {self.axis}, {self.n_classes} classes]"
         if self.kind == NOT_NORMALIZED:
             detail = f"max |sum - 1| = {self.error:.4g} > tolerance {self.tolerance:.3g}"
@@ -97,6 +100,34 @@ class InputSummary:
     max_value: float
 
 
+@dataclass(frozen=True)
+class LayerResult:
+    """One row of the "layers examined" table: a layer the diagnosis looked
+    at on the failing input.  ``worst_error`` is NaN where a sum along the
+    checked axis means nothing (the layer's output has no such axis)."""
+
+    path: str
+    layer_class: str
+    activation: str
+    worst_error: float
+    nonfinite: int
+    verdict: str
+
+
+LAYER_TABLE_HEADER = ("layer", "class", "activation", "max |sum - 1|", "non-finite", "verdict")
+
+
+def layer_table(layers: list[LayerResult]) -> list[str]:
+    """The table as aligned plain-text lines (no trailing spaces)."""
+    rows = [LAYER_TABLE_HEADER] + [
+        (r.path, r.layer_class, r.activation, "-" if r.worst_error != r.worst_error else f"{r.worst_error:.3g}",
+         str(r.nonfinite), r.verdict)
+        for r in layers
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LAYER_TABLE_HEADER) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip() for row in rows]
+
+
 @dataclass
 class SoftmaxReport:
     """Outcome of :func:`pytest_softmax.check_softmax`."""
@@ -116,6 +147,7 @@ class SoftmaxReport:
     duration: float = 0.0
     diagnosis: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    layers: list[LayerResult] = field(default_factory=list)
 
     @property
     def headline(self) -> str:
@@ -133,6 +165,9 @@ class SoftmaxReport:
         for extra in self.violations[1:]:
             lines.append(f"  also: {extra.headline()}")
         lines.extend(f"  {line}" for line in self.diagnosis)
+        if self.layers:
+            lines.append("  layers examined (on the failing input):")
+            lines.extend(f"    {line}" for line in layer_table(self.layers))
         if self.violations:
             first = self.violations[0]
             if first.kind != MODEL_RAISED:

@@ -257,6 +257,24 @@ class KerasModelAdapter:
         tensors = [tf.convert_to_tensor(x, dtype=spec.dtype) for x, spec in zip(inputs, specs)]
         return [np.asarray(y) for y in self._compiled_forward()(*tensors)]
 
+    # Per-layer probing (keras_probe.py): traced only when a failure needs
+    # explaining or the model has softmax sites inside it.
+    def probe(self, inputs: Sequence[np.ndarray]) -> Any:
+        from .keras_probe import KerasProbe
+
+        return KerasProbe(self).run(inputs)
+
+    def internal_softmax_sites(self) -> list[Any]:
+        from .keras_probe import static_softmax_sites
+
+        outputs = {spec.layer_name for spec in self.output_specs()}
+        return [site for site in static_softmax_sites(self.model) if site.name not in outputs]
+
+    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
+        from .keras_probe import KerasProbe
+
+        return KerasProbe(self).forward_with_sites(inputs)
+
 
 class SavedModelSignature:
     """A TensorFlow SavedModel's ``serving_default`` signature.  Loading it

@@ -1,0 +1,224 @@
+"""Per-layer probe for Keras models: every layer's output on one batch.
+
+One mechanism serves Sequential, Functional, nested and subclassed models:
+while a ``tf.function`` is traced, each layer's ``call`` (at every depth of
+nested models) is temporarily replaced by a wrapper that records the tensor
+it returns and the tensors it was given.  The traced graph then returns the
+model's outputs plus the recorded tensors; after tracing the wrappers are
+removed in ``finally`` (also on errors and KeyboardInterrupt), so the user's
+model is never changed for good, and later calls of the probe run the
+compiled graph without any wrapper.
+
+Built-in Keras layers are not opened up (an LSTM's cell, an attention
+layer's inner softmax are Keras' business); user models nested as layers
+are.  A probe is traced once per model and kind and cached for the session,
+like the forward pass.  Nothing here runs during a healthy search unless the
+model has softmax sites inside it (see :mod:`pytest_softmax.sites`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..probing import CONTAINER, OTHER, PASSTHROUGH, RECURRENT, SOFTMAX, LayerRecord, LayerSite, ProbeResult
+
+# Shape-only layers and layers inactive in inference: the diagnosis looks
+# through them to the layer that really made the output.
+PASSTHROUGH_CLASSES = frozenset({
+    "Flatten", "Reshape", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "Identity", "InputLayer", "ActivityRegularization",
+})
+# Ops Keras inserts between layers (autocasting, identities) that do not
+# change which layer a tensor comes from.
+_TRANSPARENT_OPS = frozenset({"Cast", "Identity", "IdentityN"})
+
+
+@dataclass
+class _Traced:
+    function: Any
+    sites: list[LayerSite]
+    output_producers: list[str | None]
+    n_outputs: int
+
+
+_PROBES: weakref.WeakKeyDictionary[Any, dict[str, _Traced]] = weakref.WeakKeyDictionary()
+
+
+def _activation_name(fn: Any) -> str | None:
+    if fn is None:
+        return None
+    return str(getattr(fn, "__name__", None) or type(fn).__name__)
+
+
+def layer_paths(model: Any) -> list[tuple[str, Any]]:
+    """Every layer of ``model`` with its path, descending into nested models
+    (a model used as a layer) but not into built-in layers."""
+    import keras
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(container: Any, prefix: str) -> None:
+        for layer in getattr(container, "layers", []):
+            path = f"{prefix}/{layer.name}"
+            found.append((path, layer))
+            if isinstance(layer, keras.Model):
+                walk(layer, path)
+
+    walk(model, str(model.name))
+    return found
+
+
+def describe(layer: Any, path: str, producers: tuple[str, ...] = (), masked: bool = False) -> LayerSite:
+    """The static facts about one layer that the diagnosis rules need."""
+    import keras
+
+    common: dict[str, Any] = {
+        "path": path, "name": str(layer.name), "layer_class": type(layer).__name__, "masked": masked,
+        "producers": producers, "dtype": str(getattr(layer, "compute_dtype", "") or ""),
+    }
+    if isinstance(layer, keras.Model):
+        return LayerSite(kind=CONTAINER, **common)
+    recurrent = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+    if isinstance(recurrent, keras.layers.RNN):
+        cell = recurrent.cell
+        return LayerSite(kind=RECURRENT, activation=_activation_name(getattr(cell, "activation", None)),
+                         gated=not isinstance(cell, keras.layers.SimpleRNNCell), **common)
+    if isinstance(layer, keras.layers.Softmax):
+        axes = tuple(layer.axis) if isinstance(layer.axis, (list, tuple)) else (int(layer.axis),)
+        return LayerSite(kind=SOFTMAX, activation="softmax", softmax_axes=axes, **common)
+    if isinstance(layer, keras.layers.Lambda):
+        function = _activation_name(layer.function) or "function"
+        function = "" if function == "<lambda>" else function
+        if layer.function is keras.activations.softmax:
+            return LayerSite(kind=SOFTMAX, activation="softmax", softmax_axes=(-1,), function=function,
+                             **common)
+        return LayerSite(kind=OTHER, function=function, **common)
+    activation = _activation_name(getattr(layer, "activation", None))
+    if activation == "softmax":
+        return LayerSite(kind=SOFTMAX, activation=activation, softmax_axes=(-1,), **common)
+    if type(layer).__name__ in PASSTHROUGH_CLASSES or (
+        isinstance(layer, keras.layers.Activation) and activation == "linear"
+    ):
+        return LayerSite(kind=PASSTHROUGH, activation=activation, **common)
+    return LayerSite(kind=OTHER, activation=activation, **common)
+
+
+def static_softmax_sites(model: Any) -> list[LayerSite]:
+    """Softmax sites found without running the model."""
+    return [site for site in (describe(layer, path) for path, layer in layer_paths(model)) if site.is_softmax_site]
+
+
+class KerasProbe:
+    """Traced per-layer functions for one adapted Keras model."""
+
+    def __init__(self, adapter: Any) -> None:
+        self.adapter = adapter
+        self.model = adapter.model
+
+    def run(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        """Every layer's output on one batch (to explain a failure)."""
+        traced = self._traced("all", lambda site: True)
+        outputs = self._call(traced, inputs)
+        records = [LayerRecord(site, out) for site, out in zip(traced.sites, outputs[traced.n_outputs:])]
+        finite = all(np.isfinite(np.asarray(x, dtype=np.float64)).all()
+                     for x in inputs if np.asarray(x).dtype.kind in "fc")
+        limitations = []
+        if not traced.sites:
+            limitations.append(
+                f"model {self.adapter.name!r} exposes no layers to probe; the layer at fault cannot be named"
+            )
+        return ProbeResult(records, traced.output_producers, inputs_finite=finite, limitations=limitations)
+
+    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
+        """The model's outputs and every softmax site's output, in one pass."""
+        traced = self._traced("sites", lambda site: site.is_softmax_site)
+        outputs = self._call(traced, inputs)
+        # A site that makes a model output is judged by the output check.
+        produced = set(traced.output_producers)
+        return outputs[:traced.n_outputs], [
+            LayerRecord(site, out) for site, out in zip(traced.sites, outputs[traced.n_outputs:])
+            if site.path not in produced
+        ]
+
+    def _call(self, traced: _Traced, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import tensorflow as tf
+
+        specs = getattr(self.adapter, "_specs", None) or self.adapter.input_specs()
+        tensors = [tf.convert_to_tensor(x, dtype=spec.dtype) for x, spec in zip(inputs, specs)]
+        return [np.asarray(y) for y in traced.function(*tensors)]
+
+    def _traced(self, kind: str, keep: Callable[[LayerSite], bool]) -> _Traced:
+        cache = _PROBES.setdefault(self.model, {})
+        if kind not in cache:
+            cache[kind] = self._trace(keep)
+        return cache[kind]
+
+    def _trace(self, keep: Callable[[LayerSite], bool]) -> _Traced:
+        import tensorflow as tf
+
+        plain = self.adapter._compiled_forward()
+        names = [name for name, _ in self.adapter._named_inputs()]
+        recorded: list[tuple[LayerSite, Any]] = []
+        producer_of: dict[Any, str] = {}
+        calls: Counter[str] = Counter()
+
+        def producer(tensor: Any) -> str | None:
+            while True:
+                found = producer_of.get(tensor.ref())
+                if found is not None:
+                    return found
+                op = getattr(tensor, "op", None)
+                if op is None or op.type not in _TRANSPARENT_OPS or not list(op.inputs):
+                    return None
+                tensor = op.inputs[0]
+
+        def recording(path: str, layer: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                out = original(*args, **kwargs)
+                calls[path] += 1
+                call_path = path if calls[path] == 1 else f"{path}#{calls[path]}"
+                given = [t for t in tf.nest.flatten((args, {k: v for k, v in kwargs.items() if k != "mask"}))
+                         if tf.is_tensor(t)]
+                producers = tuple(dict.fromkeys(p for p in (producer(t) for t in given) if p is not None))
+                site = describe(layer, call_path, producers, masked=kwargs.get("mask") is not None)
+                produced = [t for t in tf.nest.flatten(out) if tf.is_tensor(t)]
+                for t in produced:
+                    producer_of.setdefault(t.ref(), call_path)  # innermost layer wins over its container
+                if produced and keep(site):
+                    recorded.append((site, produced[0]))
+                return out
+            return call
+
+        def probe(*flat: Any) -> list[Any]:
+            for name, tensor in zip(names, flat):
+                producer_of[tensor.ref()] = f"input {name!r}"
+            outputs = plain.python_function(*flat)
+            output_producers.extend(producer(t) for t in outputs)
+            return [*outputs, *(t for _, t in recorded)]
+
+        output_producers: list[str | None] = []
+        patched: list[tuple[Any, bool, Any]] = []
+        try:
+            for path, layer in layer_paths(self.model):
+                own = layer.__dict__.get("call")
+                patched.append((layer, own is not None, own))
+                object.__setattr__(layer, "call", recording(path, layer, layer.call))
+            function = tf.function(probe, input_signature=plain.input_signature).get_concrete_function()
+        finally:
+            for layer, had_own, own in reversed(patched):
+                if had_own:
+                    object.__setattr__(layer, "call", own)
+                else:
+                    object.__delattr__(layer, "call")
+        n_outputs = len(output_producers)
+        return _Traced(function, [site for site, _ in recorded], output_producers, n_outputs)
+
+
+def probe_for(adapter: Any) -> KerasProbe:
+    return KerasProbe(adapter)

@@ -1,0 +1,126 @@
+"""What a per-layer probe returns, in framework-neutral terms.
+
+An adapter that can look inside its model (see ``ModelAdapter.probe``) runs
+one batch and returns a :class:`ProbeResult`: one :class:`LayerRecord` per
+layer call, in the order the calls finished (so a nested model comes after
+the layers inside it), each with the layer's static description
+(:class:`LayerSite`) and its output as a numpy array.  The diagnosis rules
+(:mod:`pytest_softmax.diagnosis`) and the internal-site check
+(:mod:`pytest_softmax.sites`) read only these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .invariants import as_float64
+
+# Layer kinds the diagnosis treats specially.
+SOFTMAX = "softmax"          # a Softmax layer, Activation('softmax'), Dense(..., activation='softmax')
+RECURRENT = "recurrent"      # an RNN layer (its activation is applied inside the cell)
+PASSTHROUGH = "passthrough"  # shape-only or inactive in inference: looked through
+CONTAINER = "container"      # a nested model used as a layer
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class LayerSite:
+    """One layer call, as the diagnosis needs to know it.
+
+    ``path`` names the layer inside nested models (``outer/head/inner_lstm``);
+    ``producers`` are the paths of the layer calls (or ``input 'name'``)
+    whose outputs fed this call.  ``softmax_axes`` is set for softmax sites:
+    the axes the layer normalizes over, as written in the model (negative
+    axes allowed).  ``gated`` marks recurrent layers whose cell gates or
+    interpolates its activation (LSTM, GRU, ConvLSTM), unlike SimpleRNN.
+    ``masked`` says the call received a mask: a ``Softmax`` then writes zeros
+    for rows the mask hides entirely."""
+
+    path: str
+    name: str
+    layer_class: str
+    kind: str
+    activation: str | None = None
+    softmax_axes: tuple[int, ...] | None = None
+    gated: bool = False
+    masked: bool = False
+    dtype: str = ""
+    producers: tuple[str, ...] = ()
+    function: str = ""  # the wrapped function of a Lambda, for messages
+
+    @property
+    def is_softmax_site(self) -> bool:
+        return self.kind == SOFTMAX
+
+    def describe_activation(self) -> str:
+        """``softmax axis -1``, ``linear``, ``lambda naive``... for the table."""
+        if self.softmax_axes is not None:
+            axes = ",".join(str(a) for a in self.softmax_axes)
+            return f"softmax axis {axes}"
+        if self.layer_class == "Lambda":
+            return f"lambda {self.function}" if self.function else "lambda"
+        return self.activation or "-"
+
+
+@dataclass
+class LayerRecord:
+    """A layer call and what it produced on the probed batch."""
+
+    site: LayerSite
+    output: np.ndarray | None
+
+    @property
+    def nonfinite(self) -> int:
+        if self.output is None or self.output.dtype.kind not in "fc" and self.output.dtype.name != "bfloat16":
+            return 0
+        return int((~np.isfinite(as_float64(self.output))).sum())
+
+    @property
+    def max_abs(self) -> float:
+        if self.output is None or self.output.size == 0:
+            return 0.0
+        values = as_float64(self.output)
+        finite = values[np.isfinite(values)]
+        return float(np.abs(finite).max()) if finite.size else float("nan")
+
+    def sum_error(self, axis: int | Sequence[int]) -> float:
+        """Worst |sum - 1| of the output over ``axis`` (NaN if the output
+        has no such axis); rows holding NaN/Inf are left out."""
+        if self.output is None or self.output.ndim < 2:
+            return float("nan")
+        values = as_float64(self.output)
+        axes = normalize_axes(axis, values.ndim)
+        if axes is None or 0 in axes:
+            return float("nan")
+        sums = values.sum(axis=axes)
+        errors = np.abs(sums - 1.0)
+        errors = errors[np.isfinite(errors)]
+        return float(errors.max()) if errors.size else float("nan")
+
+
+@dataclass
+class ProbeResult:
+    """Every layer call on one batch, plus which record produced each model
+    output (``None`` where the probe could not tell)."""
+
+    records: list[LayerRecord]
+    output_producers: list[str | None]
+    inputs_finite: bool = True
+    limitations: list[str] = field(default_factory=list)
+
+    def by_path(self) -> dict[str, LayerRecord]:
+        return {r.site.path: r for r in self.records}
+
+
+def normalize_axes(axis: int | Sequence[int], ndim: int) -> tuple[int, ...] | None:
+    """Axes as non-negative, sorted ints, or ``None`` when out of range."""
+    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= int(a) < ndim:
+            return None
+        out.append(int(a) % ndim)
+    return tuple(sorted(set(out)))

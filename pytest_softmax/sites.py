@@ -1,0 +1,101 @@
+"""Checking the softmax sites *inside* a model, not only its outputs.
+
+Every ``Softmax`` layer, ``Activation('softmax')`` and non-recurrent layer
+with ``activation='softmax'`` must produce distributions along its own
+axes.  One exception: Keras' ``Softmax`` writes zeros for a row that the
+model's own mask hides entirely, so an all-zero row of a site that was
+called with a mask is skipped (a real softmax never yields an all-zero row:
+its largest entry is at least 1/n).  NaN is never excused.
+
+Cost: the check is only switched on for models that have softmax sites
+other than their outputs; the search then runs one traced function that
+returns the outputs *and* the site outputs in the same pass, instead of the
+plain forward, so no example is computed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .invariants import as_float64, check_batch, violations_of
+from .probing import LayerRecord, normalize_axes
+from .report import Violation
+from .settings import CheckSettings
+from .tolerance import normalize_dtype_name
+
+
+@dataclass
+class SiteChecker:
+    """Runs the model with its softmax sites exposed and checks each site."""
+
+    adapter: Any
+    settings: CheckSettings
+    worst: dict[str, float] = field(default_factory=dict)
+    single_class: dict[str, str] = field(default_factory=dict)
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Violation], float]:
+        outputs, records = self.adapter.forward_with_sites(inputs)
+        found: list[Violation] = []
+        severity = 0.0
+        for record in records:
+            violations, record_severity = self.check(record)
+            found.extend(violations)
+            severity = max(severity, record_severity)
+        return outputs, found, severity
+
+    def check(self, record: LayerRecord) -> tuple[list[Violation], float]:
+        site, output = record.site, record.output
+        if output is None or site.softmax_axes is None or output.ndim < 2:
+            return [], 0.0
+        axes = normalize_axes(site.softmax_axes, output.ndim)
+        if axes is None:
+            return [], 0.0
+        # Put the site's axes last and merge them: one row per distribution.
+        values = np.moveaxis(as_float64(output), axes, range(output.ndim - len(axes), output.ndim))
+        rows = values.reshape(-1, int(np.prod(values.shape[output.ndim - len(axes):])))
+        n_classes = rows.shape[-1]
+        if n_classes == 1:
+            self.single_class[site.path] = site.layer_class
+        if site.masked:
+            rows = rows[~np.all(rows == 0.0, axis=-1)]
+        dtype = normalize_dtype_name(output.dtype)
+        atol = self.settings.atol_for(dtype, n_classes)
+        result = check_batch(rows, -1, atol, self.settings.rtol)
+        if np.isfinite(result.worst_error):
+            self.worst[site.path] = max(self.worst.get(site.path, 0.0), result.worst_error)
+        violations = violations_of(
+            result, rows, axis=-1, name=site.path, layer_name=site.path, layer_class=site.layer_class, dtype=dtype,
+        )
+        axis = site.softmax_axes[0] if len(site.softmax_axes) == 1 else -1
+        return [_as_site(v, site.path, axis) for v in violations], result.severity
+
+    def notes(self) -> list[str]:
+        if not self.worst:
+            return []
+        worst = max(self.worst.values())
+        return [(f"internal softmax sites checked along their own axes: {len(self.worst)} "
+                 f"({', '.join(self.worst)}), max |sum - 1| = {worst:.3g}")]
+
+
+def _as_site(violation: Violation, path: str, axis: int) -> Violation:
+    from dataclasses import replace
+
+    return replace(violation, site=path, axis=axis, worst_row=(), worst_row_values=())
+
+
+def site_checker(adapter: Any, settings: CheckSettings) -> SiteChecker | None:
+    """A checker when the model has softmax sites besides its outputs, else
+    ``None`` (the search then uses the plain forward pass)."""
+    internal = getattr(adapter, "internal_softmax_sites", None)
+    if internal is None or not hasattr(adapter, "forward_with_sites"):
+        return None
+    try:
+        if not internal():
+            return None
+    except Exception:  # noqa: BLE001 - a model the probe cannot read: the outputs are still checked
+        return None
+    return SiteChecker(adapter, settings)
