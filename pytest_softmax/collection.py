@@ -1,0 +1,206 @@
+"""Zero-code checks: one generated test item per model file.
+
+``--softmax-model PATH`` (repeatable) and the ini key ``softmax_models`` name
+model files, SavedModel directories, directories holding them, or globs.  Each
+model found becomes a :class:`SoftmaxModelItem` with the node id
+``softmax::<path relative to the rootdir>``, checked with the settings in force
+(command line > ini > default), so ``pytest --softmax-model clf.keras`` in an
+empty folder checks that one file.  The items are ordinary pytest items:
+``-k``, ``-m``, ``--lf``, ``-x``, ``--deselect`` and pytest-xdist treat them
+like any test.
+
+Standard library and pytest only: this module is imported at start-up.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+# Kept equal to keras_adapter.MODEL_SUFFIXES (a test asserts it); that module
+# imports numpy, which this one must not.
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+NODE_PREFIX = "softmax"
+MODELS_INI = "softmax_models"
+MODELS_HELP = (
+    "model files (.keras, .h5), SavedModel directories, directories holding them, or globs, "
+    "each checked as a generated test item `softmax::<path>` with the settings in force "
+    "(flag: repeatable, relative to the current directory; ini: relative to the rootdir, "
+    "used when pytest is given no file arguments, like testpaths)"
+)
+_GLOB_CHARS = re.compile(r"[*?\[]")
+# What `-k` accepts as one identifier (pytest's expression grammar).
+_K_IDENT = re.compile(r"[\w:+\-.\[\]\\/]+")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One model to check: where it is and where the user named it."""
+
+    path: Path
+    name: str  # the path relative to the rootdir, POSIX style: the item's name
+    origin: str  # "--softmax-model" or "ini softmax_models"
+
+
+models_key = pytest.StashKey[tuple[ModelSource, ...]]()
+
+
+def add_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    group.addoption(
+        "--softmax-model", action="append", dest="softmax_models", default=[],
+        metavar="PATH", help=MODELS_HELP,
+    )
+    parser.addini(MODELS_INI, help=MODELS_HELP, type="args", default=[])
+
+
+def configure(config: pytest.Config) -> None:
+    """Find every model named by the flag and the ini key; a name that finds
+    nothing stops the run at start-up, before any test runs."""
+    found: dict[Path, ModelSource] = {}
+    for raw in config.getoption("softmax_models", None) or []:
+        for source in _expand(raw, config.invocation_params.dir, "--softmax-model", config.rootpath):
+            found.setdefault(source.path, source)
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        where = f"ini {MODELS_INI}" + (f" in {config.inipath}" if config.inipath else "")
+        for raw in config.getini(MODELS_INI) or []:
+            for source in _expand(raw, config.rootpath, where, config.rootpath):
+                found.setdefault(source.path, source)
+    config.stash[models_key] = tuple(found.values())
+
+
+def configured_models(config: pytest.Config) -> tuple[ModelSource, ...]:
+    return config.stash.get(models_key, ())
+
+
+def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSource]:
+    pattern = os.path.expanduser(raw)
+    if _GLOB_CHARS.search(pattern):
+        matches = sorted(glob.glob(pattern, root_dir=base, recursive=True))
+        if not matches:
+            raise pytest.UsageError(f"pytest-softmax: {origin}: {raw!r} matches no file or directory")
+        candidates = [base / m for m in matches]
+    else:
+        candidate = base / pattern
+        if not candidate.exists():
+            raise pytest.UsageError(
+                f"pytest-softmax: {origin}: {raw!r} does not exist "
+                f"(looked for {candidate}); expected a .keras / .h5 file or a SavedModel directory"
+            )
+        candidates = [candidate]
+    paths: list[Path] = []
+    named = not _GLOB_CHARS.search(pattern)
+    for candidate in candidates:
+        paths.extend(_models_in(candidate.resolve(), named=named))
+    if not paths:
+        raise pytest.UsageError(
+            f"pytest-softmax: {origin}: {raw!r} holds no model "
+            f"({', '.join(MODEL_SUFFIXES)} files or SavedModel directories)"
+        )
+    return [ModelSource(path=p, name=_display(p, rootpath), origin=origin) for p in paths]
+
+
+def _is_saved_model(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def _models_in(path: Path, *, named: bool = False) -> list[Path]:
+    """A model file or SavedModel itself, or the models found below a directory
+    (sorted, so every xdist worker collects the same items in the same order)."""
+    if path.is_file():
+        # A file named explicitly is checked whatever its suffix: the loader
+        # then says why it is not a model, instead of the file being ignored.
+        return [path] if named or path.suffix.lower() in MODEL_SUFFIXES else []
+    if _is_saved_model(path):
+        return [path]
+    found: list[Path] = []
+    for child in sorted(path.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_dir():
+            found.extend(_models_in(child))
+        elif child.suffix.lower() in MODEL_SUFFIXES:
+            found.append(child)
+    return found
+
+
+def _display(path: Path, rootpath: Path) -> str:
+    root = rootpath.resolve()
+    if path.anchor != root.anchor:  # another drive: no relative path exists
+        return path.as_posix()
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+class SoftmaxModelItem(pytest.Item):
+    """A generated check of one model file, run with the settings in force."""
+
+    def __init__(self, *, source: ModelSource, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        # `-k softmax_model` selects every generated check.
+        self.extra_keyword_matches.add("softmax_model")
+
+    def runtest(self) -> None:
+        # The check goes through the same code path as a marked test, so
+        # settings, seed, example database namespace and report recording
+        # are shared; the model is loaded there (once per process).
+        from . import plugin
+        from .settings import MarkerSettings
+
+        plugin._check(self, self.source.path, MarkerSettings())
+
+    def repr_failure(
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None,
+    ) -> str | TerminalRepr:
+        from .report import SoftmaxInvariantError, SoftmaxSetupError
+
+        if isinstance(excinfo.value, SoftmaxInvariantError):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, SoftmaxSetupError):
+            return f"pytest-softmax: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.source.path, None, f"softmax check of {self.source.name}"
+
+    def replay_command(self) -> str:
+        """The command line that reruns this check alone, from the rootdir."""
+        select = f" -k {shlex.quote(self.name)}" if _K_IDENT.fullmatch(self.name) else ""
+        return f"pytest --softmax-model {shlex.quote(self.source.name)}{select}"
+
+
+class SoftmaxModels(pytest.Collector):
+    """The virtual collector ``softmax`` holding the generated items, so
+    they get node ids ``softmax::<path>`` and are counted like any test."""
+
+    def collect(self) -> list[pytest.Item]:
+        return [
+            SoftmaxModelItem.from_parent(self, name=source.name, path=source.path, source=source)
+            for source in configured_models(self.config)
+        ]
+
+
+def add_items(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """Collect the generated items and append them to the collected ones.
+    Runs first in pytest_collection_modifyitems, so selection (-k, -m, --lf,
+    --deselect) applies to them like to any test; goes through the public
+    collection hooks so reporters count and list them."""
+    if not configured_models(session.config):
+        return
+    collector = SoftmaxModels.from_parent(session, name=NODE_PREFIX, nodeid=NODE_PREFIX,
+                                          path=session.config.rootpath)
+    collect_report = session.ihook.pytest_make_collect_report(collector=collector)
+    session.ihook.pytest_collectreport(report=collect_report)
+    for node in collect_report.result:
+        if isinstance(node, pytest.Item):
+            session.ihook.pytest_itemcollected(item=node)
+            items.append(node)

@@ -1,0 +1,103 @@
+"""The ``softmax invariants`` terminal summary and the settings header.
+
+The summary is printed by the process that owns the terminal (never by a
+pytest-xdist worker) and only when something was checked.  Failures come
+first, one line each plus the replay command; passes are folded into a count
+unless ``-v``, so a run of 500 checks stays a few lines long.
+
+Standard library and pytest only: imported at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from .results import ERROR, FAILED, PASSED, collected, is_worker
+
+SECTION = "softmax invariants"
+MAX_FAILURES = 30  # without -v; the failure sections above hold every detail anyway
+
+
+def _number(value: Any, spec: str = ".3g") -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "n/a"
+
+
+def check_line(entry: dict[str, Any]) -> str:
+    """One check on one line: verdict, node id, output(s), dtype, worst error
+    against the tolerance, examples and rows, layer at fault."""
+    verdict = str(entry["verdict"]).upper()
+    head = f"{verdict:<6} {entry['nodeid']}"
+    if entry["verdict"] == ERROR:
+        return f"{head}: {entry['headline']}"
+    outputs = ", ".join(repr(o) for o in entry.get("checked_outputs") or []) or "-"
+    relation = "<=" if entry["verdict"] == PASSED else ">"
+    if entry.get("worst_error") is None and entry["verdict"] == FAILED:
+        error = "non-finite"
+    else:
+        error = f"max |sum - 1| = {_number(entry.get('worst_error'))} {relation} {_number(entry.get('tolerance'))}"
+    line = (
+        f"{head}: output {outputs} [{entry.get('dtype') or '?'}] {error}; "
+        f"{entry.get('examples', 0)} examples, {entry.get('rows', 0)} rows"
+    )
+    if entry["verdict"] == FAILED:
+        kinds = sorted({v["kind"] for v in entry.get("violations", [])})
+        if kinds and kinds != ["not normalized"]:
+            line += f"; {', '.join(kinds)}"
+        if entry.get("layer_at_fault"):
+            line += f"; layer at fault: {entry['layer_at_fault']}"
+    return line
+
+
+def summary_lines(entries: Sequence[dict[str, Any]], verbose: bool) -> list[tuple[str, dict[str, bool]]]:
+    """The section's lines with their terminal markup."""
+    failed = [e for e in entries if e["verdict"] == FAILED]
+    errors = [e for e in entries if e["verdict"] == ERROR]
+    passed = [e for e in entries if e["verdict"] == PASSED]
+    lines: list[tuple[str, dict[str, bool]]] = []
+    shown = 0
+    for entry in sorted(failed, key=lambda e: str(e["nodeid"])) + sorted(errors, key=lambda e: str(e["nodeid"])):
+        if not verbose and shown >= MAX_FAILURES:
+            break
+        shown += 1
+        lines.append((check_line(entry), {"red": True}))
+        if entry.get("replay"):
+            lines.append((f"       {entry['replay']}", {}))
+    if shown < len(failed) + len(errors):
+        lines.append((f"... and {len(failed) + len(errors) - shown} more (-v lists them all)", {"red": True}))
+    if verbose:
+        lines.extend((check_line(e), {"green": True}) for e in sorted(passed, key=lambda e: str(e["nodeid"])))
+    counts = [f"{len(entries)} checks"]
+    counts += [f"{n} {word}" for n, word in ((len(failed), FAILED), (len(errors), ERROR), (len(passed), PASSED)) if n]
+    tail = ""
+    if passed and not verbose:
+        worst = max((e for e in passed if e.get("tolerance")),
+                    key=lambda e: (e.get("worst_error") or 0.0) / e["tolerance"], default=None)
+        if worst is not None:
+            tail = (f"; closest pass: {worst['nodeid']} at {_number(worst.get('worst_error'))} "
+                    f"of tolerance {_number(worst['tolerance'])}")
+        tail += " (-v lists passed checks)"
+    lines.append((", ".join(counts) + tail, {"red": bool(failed or errors), "green": not (failed or errors)}))
+    return lines
+
+
+def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    entries = collected(config)
+    if is_worker(config) or not entries:
+        return
+    terminalreporter.write_sep("=", SECTION)
+    for text, markup in summary_lines(entries, config.get_verbosity() >= 1):
+        terminalreporter.write_line(text, **markup)
+
+
+def wants_header(config: pytest.Config, items: Sequence[pytest.Item] | None = None) -> bool:
+    """Whether the settings header belongs in this run's output: with -v, or
+    when the plugin has anything to check."""
+    from .collection import configured_models
+    from .plugin import MARKER_NAME
+
+    if config.get_verbosity() >= 1 or configured_models(config):
+        return True
+    return items is not None and any(item.get_closest_marker(MARKER_NAME) for item in items)
