@@ -14,23 +14,23 @@ import keras
 @functools.cache
 def lstm_softmax() -> keras.Model:
     """The founding bug: softmax inside the LSTM cell."""
-    return keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(3, activation="softmax")], name="seed_lstm")
+    return keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(3, activation="softmax", name="lstm")], name="seed_lstm")
 
 
 @functools.cache
 def gru_softmax() -> keras.Model:
-    return keras.Sequential([keras.Input((3, 2)), keras.layers.GRU(3, activation="softmax")], name="seed_gru")
+    return keras.Sequential([keras.Input((3, 2)), keras.layers.GRU(3, activation="softmax", name="gru")], name="seed_gru")
 
 
 @functools.cache
 def simple_rnn_softmax() -> keras.Model:
-    return keras.Sequential([keras.Input((3, 2)), keras.layers.SimpleRNN(3, activation="softmax")])
+    return keras.Sequential([keras.Input((3, 2)), keras.layers.SimpleRNN(3, activation="softmax", name="simple_rnn")])
 
 
 @functools.cache
 def lstm_dense_softmax() -> keras.Model:
     return keras.Sequential([
-        keras.Input((3, 2)), keras.layers.LSTM(8), keras.layers.Dense(4, activation="softmax"),
+        keras.Input((3, 2)), keras.layers.LSTM(8, name="encoder"), keras.layers.Dense(4, activation="softmax", name="probs"),
     ])
 
 
@@ -44,7 +44,7 @@ def lambda_softmax() -> keras.Model:
 @functools.cache
 def dense_logits() -> keras.Model:
     """No softmax at all: raw logits."""
-    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(5)], name="logits_only")
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="logits")], name="logits_only")
 
 
 @functools.cache

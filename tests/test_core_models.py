@@ -75,7 +75,7 @@ def test_marker_uses_the_model_fixture_and_runs_the_body(zoo: pytest.Pytester) -
     """)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
-        "*output 'dense*' (dense*: Dense) is *",
+        "*output 'logits' (logits: Dense) is *",
         "*body assertion*",
     ])
 

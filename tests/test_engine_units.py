@@ -1,0 +1,139 @@
+"""The engine without pytest: invariants, settings resolution, input
+recipes and the plain ``check_softmax`` API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import find, settings
+from hypothesis import strategies as st
+
+from pytest_softmax import SoftmaxInvariantError, SoftmaxReport, check_softmax, default_tolerance
+from pytest_softmax.adapters import InputSpec
+from pytest_softmax.inputs import ArrayRecipe, generated_batches
+from pytest_softmax.invariants import check_batch
+from pytest_softmax.settings import (
+    MarkerSettings,
+    SessionSettings,
+    SettingError,
+    parse_marker,
+    resolve,
+)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class TestInvariants:
+    def test_a_true_distribution_passes(self) -> None:
+        probs = softmax(np.random.default_rng(0).normal(size=(16, 10))).astype(np.float32)
+        check = check_batch(probs, -1, atol=default_tolerance("float32", 10), rtol=0.0)
+        assert check.passed and check.rows == 16 and check.n_classes == 10
+
+    def test_rows_off_by_more_than_the_tolerance_fail(self) -> None:
+        probs = softmax(np.zeros((4, 5))) * np.array([[1.0], [1.0], [0.5], [1.0]])
+        check = check_batch(probs, -1, atol=1e-6, rtol=0.0)
+        assert not check.passed
+        assert check.unnormalized_rows == 1 and check.worst_index == (2,)
+        assert check.worst_error == pytest.approx(0.5)
+
+    def test_nan_and_inf_are_not_finite_and_rank_above_any_error(self) -> None:
+        probs = softmax(np.zeros((3, 4)))
+        probs[1, 2] = np.nan
+        probs[2, 0] = np.inf
+        check = check_batch(probs, -1, atol=1e-6, rtol=0.0)
+        assert check.nonfinite_values == 2 and check.nonfinite_rows == 2
+        assert check.severity > check_batch(probs[:1] * 2, -1, atol=1e-6, rtol=0.0).severity
+
+    def test_values_outside_zero_one_are_out_of_range_even_if_rows_sum_to_one(self) -> None:
+        probs = np.array([[1.5, -0.5, 0.0]])
+        check = check_batch(probs, -1, atol=1e-6, rtol=0.0)
+        assert check.out_of_range_rows == 1 and check.range_excess == pytest.approx(0.5)
+        assert check.unnormalized_rows == 0
+
+    def test_the_axis_is_respected(self) -> None:
+        probs = softmax(np.random.default_rng(1).normal(size=(2, 7, 3)), axis=1)
+        assert check_batch(probs, 1, atol=1e-9, rtol=0.0).passed
+        assert not check_batch(probs, -1, atol=1e-9, rtol=0.0).passed
+
+    def test_sums_are_taken_in_float64(self) -> None:
+        # 100k float16 values of 1/100k: a float16 accumulation would stall far below 1.
+        probs = np.full((1, 100_000), 1e-5, dtype=np.float16)
+        check = check_batch(probs, -1, atol=default_tolerance("float16", 100_000), rtol=0.0)
+        exact = abs(float(np.float16(1e-5)) * 100_000 - 1)
+        assert check.worst_error == pytest.approx(exact)
+
+
+class TestSettingsResolution:
+    def test_defaults_apply_last(self) -> None:
+        resolved = resolve(None)
+        assert (resolved.atol, resolved.rtol, resolved.max_examples, resolved.batch_size) == (None, 0.0, 100, 32)
+        assert resolved.atol_for("float32", 10) == default_tolerance("float32", 10)
+
+    def test_marker_beats_command_line_beats_per_dtype_ini_beats_ini(self) -> None:
+        ini_only = SessionSettings(atol=1e-3, atol_by_dtype={"float16": 5e-3}, sources={"atol": "ini softmax_atol"})
+        assert resolve(ini_only).atol_for("float16", 10) == 5e-3
+        assert resolve(ini_only).atol_for("float32", 10) == 1e-3
+        from_flag = SessionSettings(atol=2e-4, atol_by_dtype={"float16": 5e-3}, sources={"atol": "--softmax-atol"})
+        assert resolve(from_flag).atol_for("float16", 10) == 2e-4
+        assert resolve(from_flag, MarkerSettings(atol=7e-2)).atol_for("float16", 10) == 7e-2
+
+    def test_marker_parsing_rejects_unknown_and_bad_arguments(self) -> None:
+        with pytest.raises(SettingError, match="unknown argument atoll=1; valid arguments are: model, axis"):
+            parse_marker((), {"atoll": 1})
+        with pytest.raises(SettingError, match="max_examples=0 must be at least 1"):
+            parse_marker((), {"max_examples": 0})
+        with pytest.raises(SettingError, match="both positionally and as model="):
+            parse_marker(("a.keras",), {"model": "b.keras"})
+        assert parse_marker(("a.keras",), {"axis": 1}) == MarkerSettings(model="a.keras", axis=1)
+
+
+class TestRecipes:
+    def test_expansion_is_exactly_reproducible(self) -> None:
+        recipe = ArrayRecipe(pattern="normal", scale=10.0, offset=1.0, seed=42, spikes=((7, 1e4),))
+        first = recipe.expand((8, 5, 3), "float32")
+        assert np.array_equal(first, recipe.expand((8, 5, 3), "float32"))
+        assert first.dtype == np.float32 and first.reshape(-1)[7] == np.float32(1e4)
+
+    def test_integer_recipes_stay_in_range(self) -> None:
+        spec = InputSpec("ids", (12,), "int32", low=0, high=100)
+        batches = st.lists(generated_batches([spec], 16), min_size=20, max_size=20)
+        for batch in find(batches, lambda _: True, settings=settings(database=None)):
+            assert 0 <= batch.arrays[0].min() and batch.arrays[0].max() < 100
+
+    def test_a_failure_shrinks_to_a_one_line_recipe(self) -> None:
+        spec = InputSpec("x", (6,), "float32")
+        big = find(generated_batches([spec], 4), lambda b: np.abs(b.arrays[0]).max() > 500,
+                   settings=settings(database=None, max_examples=2000))
+        (recipe,) = big.recipes
+        assert recipe is not None and len(recipe.describe()) < 60
+        assert np.abs(recipe.expand((4, 6), "float32")).max() > 500
+
+
+class TestCheckSoftmaxApi:
+    def test_returns_a_report_for_a_healthy_model(self) -> None:
+        import model_zoo
+
+        report = check_softmax(model_zoo.lstm_dense_softmax(), max_examples=10, batch_size=4)
+        assert isinstance(report, SoftmaxReport) and report.passed
+        assert (report.examples, report.rows, report.dtype) == (10, 40, "float32")
+        assert report.tolerance == default_tolerance("float32", 4)
+        assert "softmax invariant holds" in str(report)
+
+    def test_raises_an_assertion_error_carrying_the_report(self) -> None:
+        import model_zoo
+
+        with pytest.raises(AssertionError) as caught:
+            check_softmax(model_zoo.lstm_softmax(), max_examples=10)
+        assert isinstance(caught.value, SoftmaxInvariantError)
+        report = caught.value.report
+        assert not report.passed and report.violations[0].layer_class == "LSTM"
+        assert str(caught.value).startswith("softmax invariant violated: output 'lstm' (lstm: LSTM)")
+
+    def test_bad_arguments_name_the_argument(self) -> None:
+        import model_zoo
+
+        with pytest.raises(ValueError, match=r"check_softmax\(\): atol='x' is not a number"):
+            check_softmax(model_zoo.lstm_dense_softmax(), atol="x")  # type: ignore[arg-type]
