@@ -24,11 +24,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import FlakyFailure
 
 from . import settings as settings_module
-from .adapters import InputSpec, ModelAdapter, OutputSpec, adapt
+from .adapters import InputSpec, ModelAdapter, OutputSpec, adapt, preserved_state
 from .database import NamespacedDatabase
 from .diagnosis import diagnose
 from .inputs import GeneratedBatch, arrange_inputs, generated_batches, user_batches
 from .invariants import BatchCheck, check_batch, violations_of
+from .model_errors import is_out_of_memory, model_error_message
+from .preflight import StopCheck, out_of_memory, preflight, require_finite_inputs
 from .report import (
     MODEL_RAISED,
     OutputResult,
@@ -54,6 +56,7 @@ def check_softmax(
     max_examples: int = settings_module.DEFAULT_MAX_EXAMPLES,
     batch_size: int = settings_module.DEFAULT_BATCH_SIZE,
     outputs: Any = None,
+    safe_mode: bool = True,
 ) -> SoftmaxReport:
     """Check that ``model``'s outputs are probability distributions along
     ``axis`` on inputs generated from its signature (or on ``inputs``).
@@ -62,7 +65,8 @@ def check_softmax(
     ``.report``) when an output is not finite, leaves [0, 1] or does not sum
     to 1 within ``atol + rtol``; returns the :class:`SoftmaxReport` otherwise.
     ``atol=None`` uses :func:`default_tolerance` for each output's dtype and
-    class count.
+    class count.  ``safe_mode=False`` lets a model file that carries Python
+    code (a ``Lambda`` layer's bytecode) load: only for files you trust.
     """
     __tracebackhide__ = True
     given_args = {
@@ -74,7 +78,7 @@ def check_softmax(
     except settings_module.SettingError as exc:
         raise ValueError(str(exc)) from None
     resolved = settings_module.resolve(None, settings_module.MarkerSettings(**parsed, inputs=inputs))
-    return run_check(model, resolved)
+    return run_check(model, resolved, safe_mode=safe_mode)
 
 
 @dataclass
@@ -125,17 +129,22 @@ class _Search:
             else:
                 results, site_found, site_severity = self.adapter.forward(batch.arrays), [], 0.0
         except Exception as exc:  # the model's own error, shown to the user
+            if is_out_of_memory(exc):
+                raise StopCheck(out_of_memory(self.adapter, int(batch.arrays[0].shape[0]), exc)) from exc
             violation = Violation(
                 kind=MODEL_RAISED, output="", layer_name="", layer_class="", dtype="", axis=self.settings.axis,
                 n_classes=0, tolerance=0.0, error=float("inf"), rows_violating=0, rows=0,
-                message=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                message=model_error_message(exc),
             )
             return [violation], float("inf")
         found: list[Violation] = []
         severity = site_severity
         for spec in self.outputs:
             output = results[spec.index]
-            dtype, n_classes = self._validate_output(spec, output)
+            try:
+                dtype, n_classes = self._validate_output(spec, output)
+            except SoftmaxSetupError as exc:  # not a failure for Hypothesis to shrink
+                raise StopCheck(exc) from exc
             atol = self.settings.atol_for(dtype, n_classes)
             check = check_batch(output, self.settings.axis, atol, self.settings.rtol)
             self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(
@@ -164,6 +173,12 @@ class _Search:
         if not -output.ndim <= axis < output.ndim:
             raise SoftmaxSetupError(
                 f"axis={axis} is out of range for {where} of shape {list(output.shape)}"
+            )
+        if output.shape[axis] == 1:
+            raise SoftmaxSetupError(
+                f"{where} has size 1 along axis={axis} (shape {list(output.shape)}): a softmax over one "
+                "class is always 1, so the check would prove nothing; pass the class axis with axis=, "
+                "or leave this output out with outputs=[...] (a one-unit sigmoid is not a distribution)"
             )
         return normalize_dtype_name(output.dtype), int(output.shape[axis])
 
@@ -221,10 +236,27 @@ def run_check(
     safe_mode: bool = True,
     replay_hint: str | None = None,
 ) -> SoftmaxReport:
-    """The engine behind :func:`check_softmax` and the pytest marker."""
+    """The engine behind :func:`check_softmax` and the pytest marker.  The
+    user's model and global state are as before when it returns or raises."""
+    __tracebackhide__ = True
+    adapter = adapt(model, safe_mode=safe_mode)
+    with preserved_state(adapter):
+        try:
+            return _run_guarded(adapter, settings, seed=seed, namespace=namespace, replay_hint=replay_hint)
+        except StopCheck as stop:
+            raise stop.error from stop.error.__cause__
+
+
+def _run_guarded(
+    adapter: ModelAdapter,
+    settings: CheckSettings,
+    *,
+    seed: int | None,
+    namespace: str | None,
+    replay_hint: str | None,
+) -> SoftmaxReport:
     __tracebackhide__ = True
     started = time.perf_counter()
-    adapter = adapt(model, safe_mode=safe_mode)
     user_inputs = settings.inputs
     is_strategy = isinstance(user_inputs, st.SearchStrategy)
     try:
@@ -243,6 +275,8 @@ def run_check(
             batches = user_batches(user_inputs, specs, settings.batch_size)
         except ValueError as exc:
             raise SoftmaxSetupError(str(exc)) from None
+        preflight(adapter, specs, search.outputs, search._validate_output, settings.batch_size,
+                  given=batches[0].arrays)
         for batch in batches:
             violations, _ = search.evaluate(batch)
             if violations:
@@ -253,10 +287,16 @@ def run_check(
             strategy = user_inputs.map(lambda v: GeneratedBatch(tuple(specs), tuple(None for _ in specs),
                                                                  arrange_inputs(v, specs)))
         else:
+            preflight(adapter, specs, search.outputs, search._validate_output, settings.batch_size)
             strategy = generated_batches(specs, settings.batch_size)
 
         @given(strategy)
         def search_for_violation(batch: GeneratedBatch) -> None:
+            if is_strategy:
+                try:
+                    require_finite_inputs(specs, batch.arrays)
+                except SoftmaxSetupError as exc:
+                    raise StopCheck(exc) from None
             violations, severity = search.evaluate(batch)
             target(min(severity, 1e12), label="worst |sum - 1| / tolerance")
             if violations:

@@ -108,7 +108,8 @@ class GeneratedBatch:
     def summaries(self) -> list[InputSummary]:
         out = []
         for spec, recipe, array in zip(self.specs, self.recipes, self.arrays):
-            finite = np.asarray(array, dtype=np.float64)
+            numeric = np.asarray(array).dtype.kind in "biuf"  # string inputs have no value range
+            finite = np.asarray(array, dtype=np.float64) if numeric else np.zeros(0)
             if recipe is None:
                 description, rebuild = "given by the test", "(the inputs= you passed)"
             else:

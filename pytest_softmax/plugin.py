@@ -25,6 +25,7 @@ from .settings import (
     parse_marker,
     parse_overrides,
     resolve,
+    unknown_ini_key_error,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +74,27 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except SettingError as exc:
         raise pytest.UsageError(f"pytest-softmax: {exc}") from None
+    _reject_unknown_ini_keys(config)
+
+
+def _reject_unknown_ini_keys(config: pytest.Config) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        # ``inicfg`` is deprecated in pytest 9 and gone in 10; without it
+        # pytest's own "unknown config option" warning still applies.
+        warnings.simplefilter("ignore")
+        inicfg = dict(getattr(config, "inicfg", None) or {})
+    for key in inicfg:
+        if not str(key).startswith("softmax_"):
+            continue
+        try:
+            config.getini(key)
+        except ValueError:
+            value = getattr(inicfg[key], "value", inicfg[key])
+            raise pytest.UsageError(
+                f"pytest-softmax: {unknown_ini_key_error(key, value, config.inipath)}"
+            ) from None
 
 
 def _read_ini(config: pytest.Config, key: str) -> object:
@@ -141,9 +163,9 @@ def _softmax_invariant_marker(request: pytest.FixtureRequest) -> None:
     from .report import SoftmaxSetupError
 
     try:
-        model = resolve_model(source)
+        model = resolve_model(source, safe_mode=resolve(_session(request.config), marker).safe_mode)
     except SoftmaxSetupError as exc:
-        problem = str(exc)
+        problem = with_cause(str(exc), exc, request.config)
     if problem is not None:
         _fail_setup(problem)
     request.node.stash[planned_check_key] = PlannedCheck(marker=marker, model=model)
@@ -178,7 +200,7 @@ def _check(item: pytest.Item, model: Any, marker: MarkerSettings,
 
     settings = resolve(_session(item.config), marker, overrides)
     return run_check(
-        model, settings, seed=_seed(item.config), namespace=item.nodeid,
+        model, settings, seed=_seed(item.config), namespace=item.nodeid, safe_mode=settings.safe_mode,
         replay_hint=f"rerun with: pytest {item.nodeid!r} --hypothesis-seed={{seed}}",
     )
 
@@ -193,7 +215,7 @@ def _run_planned(item: pytest.Item, planned: PlannedCheck) -> None:
     except SoftmaxInvariantError as exc:
         message = str(exc)
     except SoftmaxSetupError as exc:
-        message = f"pytest-softmax: {exc}"
+        message = with_cause(f"pytest-softmax: {exc}", exc, item.config)
     if message is not None:
         # Outside the except block, so the report is not followed by a
         # "during handling of the above exception" copy of itself.
@@ -221,3 +243,14 @@ def softmax_check(request: pytest.FixtureRequest) -> Callable[..., SoftmaxReport
         return _check(item, model, marker, parsed)
 
     return softmax_check
+
+
+def with_cause(message: str, exc: BaseException, config: pytest.Config) -> str:
+    """The plugin's message first; with ``--tb=long`` the framework's own
+    exception follows it, for whoever needs the full story."""
+    if config.getoption("tbstyle", "auto") != "long":
+        return message
+    from .model_errors import chained_traceback
+
+    cause = chained_traceback(exc)
+    return f"{message}\n\nThe original exception (shown for --tb=long):\n{cause}" if cause else message

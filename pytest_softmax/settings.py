@@ -117,6 +117,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse_positive_int,
         metavar="N",
     ),
+    Setting(
+        "safe_mode",
+        "refuse model files that carry Python code (a Lambda layer's bytecode), as Keras' safe_mode "
+        "does; set false only for files you trust (default: true)",
+        parse_bool,
+        metavar="BOOL",
+    ),
     *(
         Setting(
             f"atol_{dtype}",
@@ -140,6 +147,7 @@ class SessionSettings:
     rtol: float | None = None
     max_examples: int | None = None
     batch_size: int | None = None
+    safe_mode: bool | None = None
     atol_by_dtype: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -177,9 +185,11 @@ def load_session_settings(
 
 MARKER_SIGNATURE = (
     "softmax_invariant(model=None, *, axis=-1, atol=None, rtol=None, max_examples=None, "
-    "batch_size=None, inputs=None, outputs=None)"
+    "batch_size=None, inputs=None, outputs=None, safe_mode=None)"
 )
-MARKER_ARGUMENTS = ("model", "axis", "atol", "rtol", "max_examples", "batch_size", "inputs", "outputs")
+MARKER_ARGUMENTS = (
+    "model", "axis", "atol", "rtol", "max_examples", "batch_size", "inputs", "outputs", "safe_mode",
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +204,13 @@ class MarkerSettings:
     batch_size: int | None = None
     inputs: object = None
     outputs: object = None
+    safe_mode: bool | None = None
+
+
+def _parse_strict_bool(raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not True or False")
+    return raw
 
 
 def _parse_axis(raw: object) -> int:
@@ -219,6 +236,7 @@ _MARKER_PARSERS: dict[str, Callable[[object], Any]] = {
     "max_examples": parse_positive_int,
     "batch_size": parse_positive_int,
     "outputs": _parse_outputs,
+    "safe_mode": _parse_strict_bool,
 }
 
 
@@ -275,6 +293,7 @@ class CheckSettings:
     ini_atol: float | None = None
     outputs: object = None
     inputs: object = None
+    safe_mode: bool = True
 
     def atol_for(self, dtype: str, n_classes: int) -> float:
         """The absolute tolerance for one output: a forced ``atol`` (marker or
@@ -322,4 +341,21 @@ def resolve(
         atol_by_dtype=dict(session.atol_by_dtype),
         outputs=layered.outputs,
         inputs=layered.inputs,
+        safe_mode=pick("safe_mode", True),
+    )
+
+
+def unknown_ini_key_error(key: str, value: object, ini_path: os.PathLike[str] | str | None) -> SettingError:
+    """pytest only warns about an unknown ini key, so a typo such as
+    ``softmax_atol_float8`` would silently leave the default in force."""
+    import difflib
+
+    where = f" in {ini_path}" if ini_path else ""
+    known = [s.ini_key for s in SETTINGS]
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    per_dtype = ", ".join(f"softmax_atol_{d}" for d in SUPPORTED_DTYPES)
+    return SettingError(
+        f"unknown ini key {key} = {value!r}{where}; {hint}per-dtype tolerances exist for {per_dtype}; "
+        f"all keys: {', '.join(known)}"
     )

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ..model_errors import first_line
 from ..report import SoftmaxSetupError
+from ..safe_loading import OPT_IN, inspect_model_file
 from .base import InputSpec, OutputSpec
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -25,6 +27,7 @@ ACCEPTED = (
 # Compiled forward functions, one per model object for the whole session:
 # tracing costs far more than a forward pass, so tests sharing a model share it.
 _FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
+_UNSIGNED_FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
 _LOADED: dict[tuple[str, float, bool], Any] = {}
 
 
@@ -49,16 +52,28 @@ def load_path(path: Path, *, safe_mode: bool) -> Any:
             )
         import tensorflow as tf
 
-        model: Any = SavedModelSignature(tf.saved_model.load(str(path)), str(path))
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as exc:  # a corrupt saved_model.pb or missing variables
+            raise SoftmaxSetupError(
+                f"could not load SavedModel directory {str(path)!r}: {first_line(exc)}; save it again"
+            ) from exc
+        model: Any = SavedModelSignature(loaded, str(path))
     elif path.suffix.lower() not in MODEL_SUFFIXES:
         raise SoftmaxSetupError(
             f"model path {str(path)!r} is not a .keras or .h5 file nor a SavedModel directory"
         )
     else:
+        # Reads the raw file first: refuses code in safe mode and names what a
+        # non-model file is, before Keras deserialises anything.
+        inspect_model_file(path, safe_mode=safe_mode)
         try:
             model = _keras().saving.load_model(str(path), compile=False, safe_mode=safe_mode)
         except Exception as exc:  # Keras raises many types for unreadable files
-            raise SoftmaxSetupError(f"could not load model file {str(path)!r}: {exc}") from exc
+            hint = f"; if you trust this file, {OPT_IN}" if safe_mode and "safe_mode" in str(exc) else ""
+            raise SoftmaxSetupError(
+                f"could not load model file {str(path)!r}: {first_line(exc)}{hint}"
+            ) from exc
     _LOADED[key] = model
     return model
 
@@ -125,7 +140,13 @@ class KerasModelAdapter:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self._inputs = self._input_structure()
+        # A subclassed model that was never called has no signature; it can
+        # still be checked on inputs= arrays, so the error waits for input_specs().
+        self._no_signature: SoftmaxSetupError | None = None
+        try:
+            self._inputs = self._input_structure()
+        except SoftmaxSetupError as exc:
+            self._inputs, self._no_signature = None, exc
         self._outputs = self._output_structure()
 
     @property
@@ -169,14 +190,18 @@ class KerasModelAdapter:
         return str(getattr(layer, "name", None) or getattr(tensor, "name", None) or f"input_{index}")
 
     def input_specs(self) -> list[InputSpec]:
+        if self._no_signature is not None:
+            raise self._no_signature
         specs = []
         for name, tensor in self._named_inputs():
             shape = tuple(tensor.shape)[1:]
             dtype = _dtype_name(tensor.dtype)
             if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False) or dtype == "string":
+                example = "np.array([['a text'], ['another']])" if dtype == "string" else "np.zeros((8, 10))"
                 raise SoftmaxSetupError(
                     f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
-                    "; the generator cannot feed it: pass inputs= with example data"
+                    "; the generator cannot feed it: pass inputs= with example data, e.g. "
+                    f"@pytest.mark.softmax_invariant(inputs={example})"
                 )
             bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
             low, high = bounds if bounds else (None, None)
@@ -252,10 +277,29 @@ class KerasModelAdapter:
     def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import tensorflow as tf
 
+        if self._inputs is None:
+            return self._forward_without_signature(inputs)
         specs = self.input_specs() if not hasattr(self, "_specs") else self._specs
         self._specs = specs
         tensors = [tf.convert_to_tensor(x, dtype=spec.dtype) for x, spec in zip(inputs, specs)]
         return [np.asarray(y) for y in self._compiled_forward()(*tensors)]
+
+    def _forward_without_signature(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import tensorflow as tf
+
+        forward = _UNSIGNED_FORWARD_CACHE.get(self.model)
+        if forward is None:
+            model = self.model
+
+            @tf.function(reduce_retracing=True)
+            def forward(*flat: Any) -> Any:
+                return model(flat[0] if len(flat) == 1 else list(flat), training=False)
+
+            _UNSIGNED_FORWARD_CACHE[self.model] = forward
+        outputs = forward(*[tf.convert_to_tensor(x) for x in inputs])
+        flat = list(outputs.values()) if isinstance(outputs, dict) else (
+            list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+        return [np.asarray(y) for y in flat]
 
     # Per-layer probing (keras_probe.py): traced only when a failure needs
     # explaining or the model has softmax sites inside it.

@@ -1,0 +1,103 @@
+"""Leave the user's process as the check found it.
+
+A check runs the user's model many times in the middle of their test
+session.  Whatever it touches on the way, or whatever the model itself
+changes while being called (a random layer's seed state, a stateful RNN's
+states, a Keras setting flipped by a custom layer), is put back when the
+check ends: passing, failing, or interrupted.  Trainable weights are not
+copied: a forward pass with ``training=False`` never writes them, and
+copying them would double the memory of a large model.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class _Snapshot:
+    floatx: str
+    epsilon: float
+    image_data_format: str
+    dtype_policy: Any
+    functions_run_eagerly: bool
+    python_random: Any
+    numpy_random: Any
+    variables: list[tuple[Any, np.ndarray]]
+
+
+def _variables_of(model: Any) -> list[Any]:
+    if model is None:
+        return []
+    try:
+        found = list(getattr(model, "non_trainable_variables", []))
+    except Exception:  # an unbuilt or exotic model: nothing to protect
+        return []
+    keras_global = _keras_global_seed_generator()
+    if keras_global is not None:
+        found.append(keras_global.state)
+    return found
+
+
+def _keras_global_seed_generator() -> Any:
+    """The generator behind ``keras.random.*(seed=None)``, if one exists
+    (looking it up must not create it)."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+    return global_state.get_global_attribute("global_seed_generator")
+
+
+def _take(model: Any) -> _Snapshot:
+    import keras
+    import tensorflow as tf
+
+    return _Snapshot(
+        floatx=keras.config.floatx(),
+        epsilon=keras.config.epsilon(),
+        image_data_format=keras.config.image_data_format(),
+        dtype_policy=keras.config.dtype_policy(),
+        functions_run_eagerly=bool(tf.config.functions_run_eagerly()),
+        python_random=random.getstate(),
+        numpy_random=np.random.get_state(),
+        variables=[(v, np.array(v.numpy(), copy=True)) for v in _variables_of(model)],
+    )
+
+
+def _restore(snapshot: _Snapshot) -> None:
+    import keras
+    import tensorflow as tf
+
+    if keras.config.floatx() != snapshot.floatx:
+        keras.config.set_floatx(snapshot.floatx)
+    if keras.config.epsilon() != snapshot.epsilon:
+        keras.config.set_epsilon(snapshot.epsilon)
+    if keras.config.image_data_format() != snapshot.image_data_format:
+        keras.config.set_image_data_format(snapshot.image_data_format)
+    if keras.config.dtype_policy() != snapshot.dtype_policy:
+        keras.config.set_dtype_policy(snapshot.dtype_policy)
+    if bool(tf.config.functions_run_eagerly()) != snapshot.functions_run_eagerly:
+        tf.config.run_functions_eagerly(snapshot.functions_run_eagerly)
+    random.setstate(snapshot.python_random)
+    np.random.set_state(snapshot.numpy_random)
+    for variable, value in snapshot.variables:
+        if not np.array_equal(np.asarray(variable.numpy()), value, equal_nan=True):
+            variable.assign(value)
+
+
+@contextmanager
+def preserved_state(model: Any) -> Iterator[None]:
+    """Restore Keras/TensorFlow settings, the global random generators and
+    ``model``'s non-trainable variables on exit, however the block ends."""
+    snapshot = _take(model)
+    try:
+        yield
+    finally:
+        _restore(snapshot)
