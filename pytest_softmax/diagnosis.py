@@ -97,7 +97,7 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
     lines = list(result.limitations)
     nonfinite = first_nonfinite(result)
     if nonfinite is not None:
-        lines.append(_explain_nonfinite(nonfinite, by_path, table))
+        lines.append(_explain_nonfinite(nonfinite, by_path, table, result.input_max_abs))
     if violation.site:
         record = by_path.get(violation.site)
         if record is not None:
@@ -134,18 +134,26 @@ def first_nonfinite(result: ProbeResult) -> LayerRecord | None:
     return next((r for r in result.records if r.site.kind != CONTAINER and r.nonfinite), None)
 
 
-def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: _Table) -> str:
+def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: _Table,
+                       input_max_abs: dict[str, float]) -> str:
     feeders = [by_path[p] for p in record.site.producers if p in by_path]
+    magnitudes = {f.site.path: f.max_abs for f in feeders}
+    magnitudes.update({p: input_max_abs[p] for p in record.site.producers if p in input_max_abs})
     fed = ", ".join(
-        f"{_name(f)} (finite, max |value| {f.max_abs:.4g})" for f in feeders
-    ) or ", ".join(record.site.producers) or "values computed outside any layer"
+        f"{_name(by_path[p]) if p in by_path else p} (finite, max |value| {magnitudes[p]:.4g})"
+        for p in record.site.producers if p in magnitudes
+    ) or "values computed outside any layer"
     for feeder in feeders:
         table.add(feeder, "fed it (finite)")
     table.add(record, "at fault: first NaN/Inf")
-    head = (f"{_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the probed rows) "
-            f"although its inputs are finite; fed by {fed}")
-    limit = _exp_limit(record.site.dtype or "float32")
-    largest = max((f.max_abs for f in feeders), default=0.0)
+    head = (f"{_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
+            f"probed rows) although its inputs are finite; fed by {fed}")
+    dtype = record.site.dtype or "float32"
+    limit = _exp_limit(dtype)
+    largest = max(magnitudes.values(), default=0.0)
+    if largest > math.sqrt(_float_max(dtype)):
+        return (f"{head}: values that large overflow {dtype} when multiplied or squared (max {_float_max(dtype):.3g}); "
+                "scale or normalize the input, or compute this layer in float32/float64")
     if record.site.kind == OTHER and largest > limit:
         return (f"{head}: an exp() overflows in {record.site.dtype or 'float32'} past {limit:.3g}, so a "
                 "hand-written exp(x) / sum(exp(x)) gives Inf/Inf = NaN: use keras.ops.softmax, which "
@@ -159,6 +167,10 @@ def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tab
 def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[str, LayerRecord],
                        table: _Table) -> str | None:
     site = cause.site
+    if site.kind == CONTAINER:
+        table.add(cause, "cannot look inside")
+        return (f"cannot name the layer at fault inside {_name(cause)}: its output is computed in its own "
+                "call() outside its sublayers; move that computation into a layer to localize it")
     if site.kind == RECURRENT and site.activation == "softmax" and site.gated:
         table.add(cause, "at fault: softmax inside the cell")
         return _recurrent(cause)
@@ -329,6 +341,13 @@ def _row_sums(record: LayerRecord) -> tuple[float, float] | None:
     sums = np.asarray(record.output, dtype=np.float64).sum(axis=-1)
     sums = sums[np.isfinite(sums)]
     return (float(sums.min()), float(sums.max())) if sums.size else None
+
+
+def _float_max(dtype: str) -> float:
+    try:
+        return float(np.finfo(np.dtype(dtype)).max)
+    except TypeError:
+        return float(np.finfo(np.float32).max)  # bfloat16 shares float32's range
 
 
 def _exp_limit(dtype: str) -> float:

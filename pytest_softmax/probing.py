@@ -109,6 +109,7 @@ class ProbeResult:
     records: list[LayerRecord]
     output_producers: list[str | None]
     inputs_finite: bool = True
+    input_max_abs: dict[str, float] = field(default_factory=dict)  # by producer name, e.g. "input 'x'"
     limitations: list[str] = field(default_factory=list)
 
     def by_path(self) -> dict[str, LayerRecord]:

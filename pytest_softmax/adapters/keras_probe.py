@@ -128,12 +128,16 @@ class KerasProbe:
         records = [LayerRecord(site, out) for site, out in zip(traced.sites, outputs[traced.n_outputs:])]
         finite = all(np.isfinite(np.asarray(x, dtype=np.float64)).all()
                      for x in inputs if np.asarray(x).dtype.kind in "fc")
+        names = [f"input {name!r}" for name, _ in self.adapter._named_inputs()]
+        largest = {name: float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0))
+                   for name, x in zip(names, inputs)}
         limitations = []
         if not traced.sites:
             limitations.append(
                 f"model {self.adapter.name!r} exposes no layers to probe; the layer at fault cannot be named"
             )
-        return ProbeResult(records, traced.output_producers, inputs_finite=finite, limitations=limitations)
+        return ProbeResult(records, traced.output_producers, inputs_finite=finite, input_max_abs=largest,
+                           limitations=limitations)
 
     def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
         """The model's outputs and every softmax site's output, in one pass."""
