@@ -9,10 +9,10 @@ Three things keep it cheap:
   temporaries (float64 inputs are built in float64, everything else in
   float32 and narrowed once);
 * random patterns draw at most :data:`RANDOM_BLOCK` fresh values per input
-  and lay copies of that block end to end, each rotated by a random amount:
-  every row of a large batch is then a different tensor whose values are
-  nearly all distinct, at the cost of one block of random numbers instead
-  of millions;
+  and give every row of the batch a circular stretch of that block starting
+  at a random place: each row of a large batch is then a different tensor
+  whose values are all distinct (up to the block's size), at the cost of
+  one block of random numbers instead of millions;
 * patterns without randomness are written with slice assignments.
 
 Everything is a pure function of the recipe and the shape, so a failing
@@ -47,18 +47,21 @@ def _random_block(rng: np.random.Generator, pattern: str, count: int, dtype: np.
     return block
 
 
-def _tile_rotated(rng: np.random.Generator, block: np.ndarray, out: np.ndarray) -> None:
-    """Fill ``out`` with copies of ``block``, each rotated by a random shift."""
+def _tile_rows(rng: np.random.Generator, block: np.ndarray, out: np.ndarray, rows: int) -> None:
+    """Fill each of ``rows`` equal rows of ``out`` with a circular stretch of
+    ``block`` starting at a random place: a row no longer than the block
+    holds distinct values, and no two rows are the same."""
     count = block.size
-    start = 0
-    while start < out.size:
-        shift = int(rng.integers(count)) if start else 0
-        length = min(count, out.size - start)
-        head = min(count - shift, length)
-        out[start:start + head] = block[shift:shift + head]
-        if head < length:
-            out[start + head:start + length] = block[:length - head]
-        start += length
+    row_length = out.size // max(rows, 1)
+    for row in range(max(rows, 1)):
+        start = 0 if row == 0 else int(rng.integers(count))
+        end = out.size if row == rows - 1 else (row + 1) * row_length
+        position = row * row_length
+        while position < end:
+            length = min(count - start, end - position)
+            out[position:position + length] = block[start:start + length]
+            position += length
+            start = 0
 
 
 def float_values(
@@ -71,8 +74,9 @@ def float_values(
     seed: int,
     spikes: Sequence[tuple[int, float]],
     limit: float,
+    rows: int = 1,
 ) -> np.ndarray:
-    """A flat array of ``size`` values: ``(base + offset) * scale`` with the
+    """A flat array of ``size`` values (``rows`` rows of equal length): ``(base + offset) * scale`` with the
     pattern's base in [-1, 1] (standard normal for ``normal``), then the
     spikes written over it.  Returned in :func:`work_dtype`."""
     work = work_dtype(dtype)
@@ -85,13 +89,15 @@ def float_values(
             flat *= 2.0 / max(size - 1, 1)
             flat -= 1
         else:
-            flat = np.empty(size, dtype=work)
             if pattern in {"normal", "uniform"}:
                 rng = np.random.default_rng(seed)
-                block = _random_block(rng, pattern, min(size, RANDOM_BLOCK), work)
-                largest_base = float(np.abs(block).max(initial=0.0))
-                _tile_rotated(rng, block, flat)
+                flat = _random_block(rng, pattern, min(size, RANDOM_BLOCK), work)
+                largest_base = float(np.abs(flat).max(initial=0.0))
+                if size > RANDOM_BLOCK:
+                    block, flat = flat, np.empty(size, dtype=work)
+                    _tile_rows(rng, block, flat, rows)
             else:  # alternating
+                flat = np.empty(size, dtype=work)
                 flat[0::2] = 1
                 flat[1::2] = -1
         if offset:

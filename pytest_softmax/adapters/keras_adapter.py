@@ -279,10 +279,20 @@ class KerasModelAdapter:
 
         if self._inputs is None:
             return self._forward_without_signature(inputs)
-        specs = self.input_specs() if not hasattr(self, "_specs") else self._specs
-        self._specs = specs
-        tensors = [tf.convert_to_tensor(x, dtype=spec.dtype) for x, spec in zip(inputs, specs)]
+        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self._feed_dtypes())]
         return [np.asarray(y) for y in self._compiled_forward()(*tensors)]
+
+    def _feed_dtypes(self) -> list[Any]:
+        """The input dtypes as TensorFlow dtypes, derived once per adapter
+        rather than on every forward call (``input_specs`` walks the layers)."""
+        cached: list[Any] | None = getattr(self, "_feed_dtypes_cache", None)
+        if cached is None:
+            import tensorflow as tf
+
+            # From the tensors, not input_specs(): string inputs given by inputs= are fed as is.
+            cached = [tf.as_dtype(_dtype_name(t.dtype)) for _, t in self._named_inputs()]
+            self._feed_dtypes_cache = cached
+        return cached
 
     def _forward_without_signature(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import tensorflow as tf
@@ -351,7 +361,12 @@ class SavedModelSignature:
     def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import tensorflow as tf
 
-        specs = self.input_specs()
-        feed = {s.name: tf.convert_to_tensor(x, dtype=s.dtype) for s, x in zip(specs, inputs)}
+        # The signature's specs are read once: parsing them costs more than a
+        # small model's forward pass.
+        if getattr(self, "_io_names", None) is None:
+            self._io_names = ([(s.name, s.dtype) for s in self.input_specs()],
+                              [s.name for s in self.output_specs()])
+        feeds, outputs = self._io_names
+        feed = {name: tf.convert_to_tensor(x, dtype=dtype) for (name, dtype), x in zip(feeds, inputs)}
         result = self._fn(**feed)
-        return [np.asarray(result[s.name]) for s in self.output_specs()]
+        return [np.asarray(result[name]) for name in outputs]

@@ -1,0 +1,155 @@
+"""What makes the plugin fast and light, as contracts (no timings here; the
+figures live in ``benchmarks/``):
+
+* a pytest run that checks no model imports no heavy library;
+* one compiled forward trace per model and signature, shared by tests and
+  parametrizations, and not renewed by variable-length inputs;
+* generated large tensors are varied, reproducible and still shrink to a
+  one-line description.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from pytest_softmax import SoftmaxInvariantError, check_softmax
+from pytest_softmax.adapters import keras_adapter
+from pytest_softmax.fill import RANDOM_BLOCK
+from pytest_softmax.inputs import ArrayRecipe
+
+HEAVY = ("tensorflow", "keras", "numpy")
+
+MODULES_CONFTEST = """
+import json, sys
+
+def pytest_unconfigure(config):
+    with open({path!r}, "w") as f:
+        json.dump(sorted(sys.modules), f)
+"""
+
+
+@pytest.mark.parametrize("args", [["--collect-only"], []], ids=["collect-only", "run"])
+def test_plain_run_imports_no_heavy_library(pytester: pytest.Pytester, args: list[str]) -> None:
+    modules_file = pytester.path / "modules.json"
+    pytester.makeconftest(MODULES_CONFTEST.format(path=str(modules_file)))
+    # Settings in the ini file are validated at start-up, still without numpy.
+    pytester.makeini("[pytest]\nsoftmax_atol = 1e-5\nsoftmax_max_examples = 20\n")
+    pytester.makepyfile(test_plain="def test_arithmetic():\n    assert 1 + 1 == 2\n")
+
+    result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+
+    assert result.ret == 0
+    loaded = set(json.loads(modules_file.read_text()))
+    assert "pytest_softmax.plugin" in loaded, "the plugin was not loaded: the test would prove nothing"
+    imported = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    assert imported == []
+
+
+def _small_lstm(length: int | None) -> keras.Model:
+    return keras.Sequential([
+        keras.Input((length, 6)), keras.layers.LSTM(4), keras.layers.Dense(3, activation="softmax"),
+    ])
+
+
+def _traces(model: keras.Model) -> int:
+    return int(keras_adapter._FORWARD_CACHE[model].experimental_get_tracing_count())
+
+
+def test_one_trace_shared_by_tests_and_parametrizations(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import keras
+        import pytest
+        from pytest_softmax.adapters import keras_adapter
+
+        MODEL = keras.Sequential([
+            keras.Input((5, 6)), keras.layers.LSTM(4), keras.layers.Dense(3, activation="softmax"),
+        ])
+
+        @pytest.mark.softmax_invariant(model=MODEL, max_examples=5)
+        def test_first():
+            pass
+
+        @pytest.mark.parametrize("batch_size", [4, 7])
+        def test_parametrized(softmax_check, batch_size):
+            assert softmax_check(MODEL, max_examples=5, batch_size=batch_size).passed
+
+        def test_traced_once():
+            assert keras_adapter._FORWARD_CACHE[MODEL].experimental_get_tracing_count() == 1
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_variable_length_inputs_do_not_retrace(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _small_lstm(length=None)
+    lengths: list[int] = []
+    forward = keras_adapter.KerasModelAdapter.forward
+
+    def recording_forward(self: keras_adapter.KerasModelAdapter, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        lengths.append(int(inputs[0].shape[1]))
+        return forward(self, inputs)
+
+    monkeypatch.setattr(keras_adapter.KerasModelAdapter, "forward", recording_forward)
+    check_softmax(model, max_examples=30, batch_size=4)
+
+    assert len(set(lengths)) >= 3, "the search did not vary the sequence length"
+    assert _traces(model) == 1
+
+
+def _distinct_fraction(image: np.ndarray) -> float:
+    return np.unique(image).size / image.size
+
+
+@pytest.mark.parametrize("pattern", ["normal", "uniform"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_large_random_tensors_are_varied_and_reproducible(pattern: str, dtype: str) -> None:
+    recipe = ArrayRecipe(pattern, scale=10.0, offset=0.5, seed=7)
+    shape = (32, 224, 224, 3)
+    assert np.prod(shape) > 4 * RANDOM_BLOCK  # the tiled path, not one block
+
+    batch = recipe.expand(shape, dtype)
+
+    assert batch.dtype == np.dtype(dtype) and batch.shape == shape
+    assert all(_distinct_fraction(batch[i]) > 0.9 for i in (0, 13, 31))
+    assert len({batch[i].tobytes() for i in range(32)}) == 32, "rows of a batch repeat"
+    np.testing.assert_array_equal(batch, recipe.expand(shape, dtype))
+
+
+def test_recipe_respects_value_limit_and_narrow_dtypes() -> None:
+    big = ArrayRecipe("normal", scale=1e6, seed=3, spikes=((5, 1e9),))
+    assert np.abs(big.expand((8, 1000), "float32", limit=1e3)).max() <= 1e3
+    half = big.expand((8, 1000), "float16")
+    assert half.dtype == np.float16 and np.isfinite(half).all()
+
+
+def _fails_on_large_inputs() -> keras.Model:
+    """Healthy until the mean input leaves [-40, 40]: then rows sum to 2."""
+    inputs = keras.Input((96, 96, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(inputs)
+    logits = keras.layers.Dense(5, kernel_initializer="ones")(mean)
+    probs = keras.layers.Softmax()(logits)
+    broken = keras.layers.Lambda(
+        lambda t: t[1] * (1.0 + keras.ops.cast(keras.ops.max(keras.ops.abs(t[0])) > 40.0, "float32"))
+    )([mean, probs])
+    return keras.Model(inputs, broken)
+
+
+def test_failure_on_large_input_shrinks_to_one_line() -> None:
+    with pytest.raises(SoftmaxInvariantError) as caught:
+        check_softmax(_fails_on_large_inputs(), max_examples=100, batch_size=32)
+
+    (summary,) = caught.value.report.failing_input
+    assert summary.shape == (32, 96, 96, 3)
+    # Shrunk from millions of numbers to a one-line recipe: a constant, no
+    # noise, at most one extreme value ("constant 100" or "constant x 1,
+    # spikes [0]=359426" are both minimal to Hypothesis).
+    description = summary.description
+    assert description.startswith("constant "), description
+    assert "seed" not in description and description.count("]=") <= 1, description
+    assert len(description) < 50
