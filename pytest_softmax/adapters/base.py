@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -65,4 +65,25 @@ class ModelAdapter(Protocol):
     def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the model in inference mode on one batch (one array per input
         spec, in order) and return every output as a numpy array."""
+        ...
+
+
+@runtime_checkable
+class LayerProbing(Protocol):
+    """Optional: an adapter that can look inside its model.  The engine
+    uses it only to explain a failure (``probe``) and, for models with
+    softmax layers besides their outputs, to check those layers during the
+    search (``internal_softmax_sites``, ``forward_with_sites``).  Types are
+    in :mod:`pytest_softmax.probing`."""
+
+    def probe(self, inputs: Sequence[np.ndarray]) -> Any:
+        """A ``ProbeResult``: every layer call's output on one batch."""
+        ...
+
+    def internal_softmax_sites(self) -> list[Any]:
+        """``LayerSite``s of softmax layers that are not model outputs."""
+        ...
+
+    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
+        """The model outputs and the internal sites' ``LayerRecord``s, in one pass."""
         ...
