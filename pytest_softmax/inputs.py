@@ -32,7 +32,11 @@ OFFSETS = (0.0, 1.0, -1.0, 0.5)
 MAX_SPIKES = 4
 MAX_VARIABLE_DIM = 16
 DEFAULT_INT_RANGE = (0, 256)
-_FLOAT_LIMITS = {"float16": 6.0e4, "bfloat16": 1e30, "float32": 1e30, "float64": 1e30}
+# The largest magnitude generated.  Far past any real feature, pixel or count,
+# and past the logits where float32 exp overflows, yet not so far that every
+# model turns it into Inf: an input of 1e19 says nothing about a softmax.
+MAX_MAGNITUDE = 1e6
+_FLOAT_LIMITS = {"float16": 6.0e4, "bfloat16": MAX_MAGNITUDE, "float32": MAX_MAGNITUDE, "float64": MAX_MAGNITUDE}
 
 
 def numpy_dtype(name: str) -> np.dtype[Any]:
@@ -65,7 +69,7 @@ class ArrayRecipe:
         else:
             flat = float_values(self.pattern, size, dtype, scale=self.scale, offset=self.offset,
                                 seed=self.seed, spikes=self.spikes, rows=shape[0] if shape else 1,
-                                limit=limit if limit is not None else _FLOAT_LIMITS.get(dtype, 1e30))
+                                limit=limit if limit is not None else _FLOAT_LIMITS.get(dtype, MAX_MAGNITUDE))
         return flat.reshape(shape).astype(target, copy=False)
 
     def describe(self) -> str:
@@ -128,7 +132,7 @@ class GeneratedBatch:
 
 
 def value_limit(spec: InputSpec) -> float:
-    limit = _FLOAT_LIMITS.get(spec.dtype, 1e30)
+    limit = _FLOAT_LIMITS.get(spec.dtype, MAX_MAGNITUDE)
     return min(limit, spec.value_limit) if spec.value_limit is not None else limit
 
 
