@@ -105,7 +105,7 @@ def float_values(
         if scale != 1.0:
             flat *= scale
     # A pass over millions of values is skipped when no value can exceed
-    # the limit, which is the common case (float32 inputs, limit 1e30).
+    # the limit, which is the common case (every magnitude but the largest).
     if (largest_base + abs(offset)) * abs(scale) > limit:
         np.clip(flat, -limit, limit, out=flat)
     if size:
