@@ -64,7 +64,11 @@ def _meaningful_lines(text: str) -> list[str]:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    return any(cls.__name__ in OUT_OF_MEMORY_CLASSES for cls in type(exc).__mro__)
+    # TensorFlow's allocator says "OOM when allocating"; the error class is
+    # lost when the allocation happens inside a py_function or a remote op.
+    return any(cls.__name__ in OUT_OF_MEMORY_CLASSES for cls in type(exc).__mro__) or (
+        "OOM when allocating" in str(exc)
+    )
 
 
 def chained_traceback(exc: BaseException) -> str:

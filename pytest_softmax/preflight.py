@@ -57,7 +57,7 @@ def require_finite_inputs(specs: Sequence[InputSpec], arrays: Sequence[np.ndarra
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise SoftmaxSetupError(
                 f"inputs= holds values that are not finite: input {spec.name!r} has {int(bad.sum())} "
-                f"NaN/Inf values (the first at index {list(first)}: {values[first]!r}); the check needs "
+                f"NaN/Inf values (the first at index {list(first)}: {float(values[first]):g}); the check needs "
                 "finite inputs, so fix the test's inputs (the model is not at fault)"
             )
 
