@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import collection, json_report, results, summary
 from .settings import (
     MARKER_SIGNATURE,
     SETTINGS,
@@ -62,6 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 metavar=setting.metavar, help=setting.help,
             )
         parser.addini(setting.ini_key, help=setting.help, default=None)
+    collection.add_options(group, parser)
+    json_report.add_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,6 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingError as exc:
         raise pytest.UsageError(f"pytest-softmax: {exc}") from None
     _reject_unknown_ini_keys(config)
+    collection.configure(config)
+    json_report.configure(config)
+    # Gathers the checks carried by every report, a worker's too (needs config,
+    # which pytest_runtest_logreport does not get).
+    config.pluginmanager.register(results.ReportCollector(config), results.COLLECTOR_NAME)
 
 
 def _reject_unknown_ini_keys(config: pytest.Config) -> None:
@@ -103,11 +111,18 @@ def _read_ini(config: pytest.Config, key: str) -> object:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    if config.get_verbosity() < 1:
-        return None
     session = config.stash.get(session_settings_key, None)
-    if session is None:
+    if session is None or not summary.wants_header(config):
         return None
+    return [_settings_header(session, config)]
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    # Marked tests are only known after collection: show the settings then,
+    # unless the header already did.
+    session = config.stash.get(session_settings_key, None)
+    if session is None or summary.wants_header(config) or not summary.wants_header(config, items):
+        return []
     return [_settings_header(session, config)]
 
 
@@ -197,12 +212,20 @@ def _check(item: pytest.Item, model: Any, marker: MarkerSettings,
            overrides: dict[str, Any] | None = None) -> SoftmaxReport:
     __tracebackhide__ = True
     from .engine import run_check
+    from .report import SoftmaxInvariantError
 
     settings = resolve(_session(item.config), marker, overrides)
-    return run_check(
-        model, settings, seed=_seed(item.config), namespace=item.nodeid, safe_mode=settings.safe_mode,
-        replay_hint=f"rerun with: pytest {item.nodeid!r} --hypothesis-seed={{seed}}",
-    )
+    try:
+        report = run_check(
+            model, settings, seed=_seed(item.config), namespace=item.nodeid, safe_mode=settings.safe_mode,
+            replay_hint=results.replay_hint(item),
+        )
+    except SoftmaxInvariantError as exc:
+        # Recorded for the summary, the JSON report and junit (see results.py).
+        results.record_report(item, exc.report)
+        raise
+    results.record_report(item, report)
+    return report
 
 
 def _run_planned(item: pytest.Item, planned: PlannedCheck) -> None:
@@ -254,3 +277,33 @@ def with_cause(message: str, exc: BaseException, config: pytest.Config) -> str:
 
     cause = chained_traceback(exc)
     return f"{message}\n\nThe original exception (shown for --tb=long):\n{cause}" if cause else message
+
+
+# --- CI integration (collection.py, results.py, summary.py, json_report.py)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    # tryfirst: the generated items must exist before -k, -m, --lf and
+    # --deselect filter the list.
+    collection.add_items(session, items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None],
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    results.attach(item, call, report)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not results.is_worker(session.config):
+        json_report.write(session.config, results.collected(session.config), _session(session.config),
+                          int(exitstatus))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary.terminal_summary(terminalreporter, config)
+    json_report.terminal_summary(terminalreporter, config)

@@ -69,7 +69,7 @@ def summary_lines(entries: Sequence[dict[str, Any]], verbose: bool) -> list[tupl
         lines.append((f"... and {len(failed) + len(errors) - shown} more (-v lists them all)", {"red": True}))
     if verbose:
         lines.extend((check_line(e), {"green": True}) for e in sorted(passed, key=lambda e: str(e["nodeid"])))
-    counts = [f"{len(entries)} checks"]
+    counts = [f"{len(entries)} check{'s' if len(entries) != 1 else ''}"]
     counts += [f"{n} {word}" for n, word in ((len(failed), FAILED), (len(errors), ERROR), (len(passed), PASSED)) if n]
     tail = ""
     if passed and not verbose:
