@@ -80,7 +80,7 @@ def settings_document(session: SessionSettings, config: pytest.Config) -> dict[s
     # Settings added to SessionSettings later are reported without edits here.
     for name, value in plain(session).items():
         if name not in document and name != "sources":
-            document[name] = value
+            document[name] = plain(getattr(resolved, name, value))
     document["sources"] = dict(session.sources)
     document["hypothesis_seed"] = plain(config.getoption("hypothesis_seed", None))
     document["hypothesis_profile"] = plain(config.getoption("hypothesis_profile", None))
