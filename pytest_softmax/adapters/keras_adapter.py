@@ -19,6 +19,9 @@ from ..safe_loading import OPT_IN, inspect_model_file
 from .base import InputSpec, OutputSpec
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+# Inputs to a float16-computing model stay well inside float16's range
+# (65504), so that Inf comes from the model, not from casting the input.
+FLOAT16_COMPUTE_INPUT_LIMIT = 1e3
 ACCEPTED = (
     "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
     "or a SavedModel directory"
@@ -205,8 +208,20 @@ class KerasModelAdapter:
                 )
             bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
             low, high = bounds if bounds else (None, None)
-            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high))
+            limit = FLOAT16_COMPUTE_INPUT_LIMIT if self._computes_in_float16() else None
+            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high, value_limit=limit))
         return specs
+
+    def _computes_in_float16(self) -> bool:
+        """Whether any layer runs in float16 (a mixed_float16 policy)."""
+        stack = list(getattr(self.model, "layers", []))
+        while stack:
+            layer = stack.pop()
+            policy = getattr(layer, "dtype_policy", None)
+            if getattr(policy, "compute_dtype", None) == "float16":
+                return True
+            stack.extend(getattr(layer, "layers", []) or [])
+        return False
 
     def output_specs(self) -> list[OutputSpec]:
         structure = self._outputs
