@@ -57,6 +57,7 @@ def check_softmax(
     batch_size: int = settings_module.DEFAULT_BATCH_SIZE,
     outputs: Any = None,
     safe_mode: bool = True,
+    seed: int | None = None,
 ) -> SoftmaxReport:
     """Check that ``model``'s outputs are probability distributions along
     ``axis`` on inputs generated from its signature (or on ``inputs``).
@@ -67,6 +68,8 @@ def check_softmax(
     ``atol=None`` uses :func:`default_tolerance` for each output's dtype and
     class count.  ``safe_mode=False`` lets a model file that carries Python
     code (a ``Lambda`` layer's bytecode) load: only for files you trust.
+    ``seed`` fixes Hypothesis' search; a failure's report says which seed
+    found it, so passing that seed replays the same search.
     """
     __tracebackhide__ = True
     given_args = {
@@ -78,7 +81,10 @@ def check_softmax(
     except settings_module.SettingError as exc:
         raise ValueError(str(exc)) from None
     resolved = settings_module.resolve(None, settings_module.MarkerSettings(**parsed, inputs=inputs))
-    return run_check(model, resolved, safe_mode=safe_mode)
+    return run_check(
+        model, resolved, safe_mode=safe_mode, seed=seed,
+        replay_hint="rerun with check_softmax(..., seed={seed}) (under pytest: --hypothesis-seed={seed})",
+    )
 
 
 @dataclass

@@ -137,3 +137,15 @@ class TestCheckSoftmaxApi:
 
         with pytest.raises(ValueError, match=r"check_softmax\(\): atol='x' is not a number"):
             check_softmax(model_zoo.lstm_dense_softmax(), atol="x")  # type: ignore[arg-type]
+
+    def test_the_reported_seed_replays_the_same_failure(self) -> None:
+        import model_zoo
+
+        with pytest.raises(SoftmaxInvariantError) as first:
+            check_softmax(model_zoo.gru_softmax(), max_examples=20)
+        seed = first.value.report.seed
+        assert seed is not None and f"check_softmax(..., seed={seed})" in str(first.value)
+        with pytest.raises(SoftmaxInvariantError) as again:
+            check_softmax(model_zoo.gru_softmax(), max_examples=20, seed=seed)
+        assert again.value.report.failing_input == first.value.report.failing_input
+        assert again.value.report.violations == first.value.report.violations
