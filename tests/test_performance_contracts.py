@@ -15,11 +15,13 @@ import json
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from pytest_softmax import SoftmaxInvariantError, check_softmax
 from pytest_softmax.adapters import keras_adapter
+from pytest_softmax.adapters.base import InputSpec
 from pytest_softmax.fill import RANDOM_BLOCK
-from pytest_softmax.inputs import ArrayRecipe
+from pytest_softmax.inputs import ArrayRecipe, GeneratedBatch, generated_batches
 
 HEAVY = ("tensorflow", "keras", "numpy")
 
@@ -119,6 +121,21 @@ def test_large_random_tensors_are_varied_and_reproducible(pattern: str, dtype: s
     assert all(_distinct_fraction(batch[i]) > 0.9 for i in (0, 13, 31))
     assert len({batch[i].tobytes() for i in range(32)}) == 32, "rows of a batch repeat"
     np.testing.assert_array_equal(batch, recipe.expand(shape, dtype))
+
+
+def test_most_generated_images_are_varied() -> None:
+    """Unlike ``arrays()``, which fills most of a large tensor with one
+    value, most examples the search draws are varied everywhere."""
+    fractions: list[float] = []
+
+    @settings(max_examples=100, database=None, deadline=None, derandomize=True)
+    @given(generated_batches([InputSpec("image", (64, 64, 3), "float32")], 2))
+    def draw(batch: GeneratedBatch) -> None:
+        fractions.append(_distinct_fraction(batch.arrays[0][1]))
+
+    draw()
+    varied = sum(f > 0.5 for f in fractions) / len(fractions)
+    assert varied > 0.5, f"only {varied:.0%} of generated images are varied"
 
 
 def test_recipe_respects_value_limit_and_narrow_dtypes() -> None:
