@@ -128,7 +128,7 @@ SETTINGS: tuple[Setting, ...] = (
         Setting(
             f"atol_{dtype}",
             f"absolute tolerance for {dtype} outputs, overriding the default for that dtype "
-            "(softmax_atol, --softmax-atol and the marker's atol= take precedence)",
+            "and the generic softmax_atol (--softmax-atol and the marker's atol= take precedence)",
             parse_tolerance,
             has_flag=False,
         )
