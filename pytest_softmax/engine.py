@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, target
@@ -218,7 +218,7 @@ def _specs_from_arrays(value: Any) -> list[InputSpec]:
 
 
 def _search_settings(settings: CheckSettings, namespace: str) -> hypothesis_settings:
-    profile = hypothesis_settings.default
+    profile = hypothesis_settings()  # the loaded profile's values
     database = profile.database
     return hypothesis_settings(
         profile,
@@ -290,7 +290,7 @@ def _run_guarded(
                 break
     else:
         if is_strategy:
-            strategy = user_inputs.map(lambda v: GeneratedBatch(tuple(specs), tuple(None for _ in specs),
+            strategy = cast("st.SearchStrategy[Any]", user_inputs).map(lambda v: GeneratedBatch(tuple(specs), tuple(None for _ in specs),
                                                                  arrange_inputs(v, specs)))
         else:
             preflight(adapter, specs, search.outputs, search._validate_output, settings.batch_size)

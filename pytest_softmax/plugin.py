@@ -8,7 +8,6 @@ inside the functions that run a check, i.e. only when a test asks for one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
