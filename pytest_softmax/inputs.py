@@ -141,37 +141,47 @@ def value_limit(spec: InputSpec) -> float:
     return min(limit, spec.value_limit) if spec.value_limit is not None else limit
 
 
+# Each Hypothesis draw costs tens of microseconds, as much as a small
+# model's forward pass: a recipe is drawn in one composite, with a plain
+# count of spikes (which shrinks to none) rather than lists or one_of.
+_SEEDS = st.integers(0, 2**32 - 1)
+_POSITIONS = st.integers(0, 2**31 - 1)
+_SPIKE_COUNTS = st.integers(0, MAX_SPIKES)
+
+
+@st.composite
+def _recipes(
+    draw: st.DrawFn,
+    patterns: st.SearchStrategy[str],
+    scales: st.SearchStrategy[float],
+    offsets: st.SearchStrategy[float],
+    spike_values: st.SearchStrategy[float],
+    integer: bool,
+) -> ArrayRecipe:
+    pattern, scale, offset, seed = draw(patterns), draw(scales), draw(offsets), draw(_SEEDS)
+    spikes = tuple((draw(_POSITIONS), draw(spike_values)) for _ in range(draw(_SPIKE_COUNTS)))
+    return ArrayRecipe(pattern=pattern, scale=scale, offset=offset, seed=seed, spikes=spikes, integer=integer)
+
+
 def _float_recipes(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
     limit = value_limit(spec)
     spike_values = st.one_of(
         st.sampled_from([v for v in (0.0, 1.0, -1.0, 1e3, -1e3, 1e4, -1e4) if abs(v) <= limit]),
         st.floats(-limit, limit, allow_nan=False, allow_infinity=False),
     )
-    return st.tuples(
-        st.sampled_from(_WEIGHTED_PATTERNS),
-        st.sampled_from([s for s in SCALES if s <= limit]),
-        st.sampled_from(OFFSETS),
-        st.integers(0, 2**32 - 1),
-        _spikes(spike_values),
-    ).map(lambda t: ArrayRecipe(pattern=t[0], scale=t[1], offset=t[2], seed=t[3], spikes=t[4]))
-
-
-def _spikes(values: st.SearchStrategy[float]) -> st.SearchStrategy[tuple[tuple[int, float], ...]]:
-    """Spikes in about half the examples: drawing them is the costliest part
-    of a recipe, and "no spikes" is the branch a failure shrinks towards."""
-    spikes = st.lists(st.tuples(st.integers(0, 2**31 - 1), values), min_size=1, max_size=MAX_SPIKES)
-    return st.one_of(st.just(()), spikes.map(tuple))
+    return _recipes(
+        st.sampled_from(_WEIGHTED_PATTERNS), st.sampled_from([s for s in SCALES if s <= limit]),
+        st.sampled_from(OFFSETS), spike_values, integer=False,
+    )
 
 
 def _int_recipes(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
     low, high = (spec.low, spec.high) if spec.low is not None and spec.high is not None else DEFAULT_INT_RANGE
     span = max(high - low, 1)
-    return st.tuples(
-        st.sampled_from(INT_PATTERNS),
-        st.integers(0, span - 1).map(float),
-        st.integers(0, 2**32 - 1),
-        _spikes(st.sampled_from([0.0, float(span - 1)])),
-    ).map(lambda t: ArrayRecipe(pattern=t[0], offset=t[1], seed=t[2], spikes=t[3], integer=True))
+    return _recipes(
+        st.sampled_from(INT_PATTERNS), st.just(1.0), st.integers(0, span - 1).map(float),
+        st.sampled_from([0.0, float(span - 1)]), integer=True,
+    )
 
 
 @functools.lru_cache(maxsize=256)
