@@ -34,7 +34,12 @@ def check_line(entry: dict[str, Any]) -> str:
         return f"{head}: {entry['headline']}"
     outputs = ", ".join(repr(o) for o in entry.get("checked_outputs") or []) or "-"
     relation = "<=" if entry["verdict"] == PASSED else ">"
-    if entry.get("worst_error") is None and entry["verdict"] == FAILED:
+    first = (entry.get("violations") or [{}])[0] if entry["verdict"] == FAILED else {}
+    if first.get("kind") == "not finite":
+        error = f"{_number(first.get('error'), '.0f')} NaN/Inf values"
+    elif first.get("kind") == "out of range":
+        error = f"outside [0, 1] by {_number(first.get('error'))} > {_number(first.get('tolerance'))}"
+    elif entry.get("worst_error") is None and entry["verdict"] == FAILED:
         error = "non-finite"
     else:
         error = f"max |sum - 1| = {_number(entry.get('worst_error'))} {relation} {_number(entry.get('tolerance'))}"
