@@ -154,7 +154,7 @@ def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tab
     if largest > math.sqrt(_float_max(dtype)):
         return (f"{head}: values that large overflow {dtype} when multiplied or squared (max {_float_max(dtype):.3g}); "
                 "scale or normalize the input, or compute this layer in float32/float64")
-    if record.site.kind == OTHER and largest > limit:
+    if record.site.kind == OTHER and largest > limit and not record.infinite:
         return (f"{head}: an exp() overflows in {record.site.dtype or 'float32'} past {limit:.3g}, so a "
                 "hand-written exp(x) / sum(exp(x)) gives Inf/Inf = NaN: use keras.ops.softmax, which "
                 "subtracts the maximum first")

@@ -79,6 +79,14 @@ class LayerRecord:
         return int((~np.isfinite(as_float64(self.output))).sum())
 
     @property
+    def infinite(self) -> int:
+        """How many values are +/-Inf (as opposed to NaN): a division by zero
+        makes Inf, a hand-written exp(x) / sum(exp(x)) makes Inf / Inf = NaN."""
+        if self.output is None or self.output.dtype.kind not in "fc" and self.output.dtype.name != "bfloat16":
+            return 0
+        return int(np.isinf(as_float64(self.output)).sum())
+
+    @property
     def max_abs(self) -> float:
         if self.output is None or self.output.size == 0:
             return 0.0
