@@ -313,17 +313,21 @@ def _run_guarded(
 
         configured = _search_settings(settings, namespace or _default_namespace(adapter, specs))
         runner: Any = search_for_violation
-        if not configured.derandomize:
-            # The search always runs from a known seed, so every failure can
-            # name the seed that replays it.  Hypothesis' @seed also turns the
-            # example database off; a seed the user forced keeps it off (an
-            # exact replay, as in Hypothesis), but our own random seed must
-            # not, so that a plain rerun replays the saved failure first: the
-            # settings are applied after @seed to put the database back.
-            used_seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+        # The search runs from a known seed, so every failure can name the
+        # seed that replays it.  Hypothesis' @seed also turns the example
+        # database off: a seed the user forced keeps it off (an exact replay,
+        # as in Hypothesis, and it beats derandomize, as in Hypothesis); our
+        # own random seed must not, so that a plain rerun replays the saved
+        # failure first, hence the settings go on after @seed.  A profile
+        # that derandomizes (Hypothesis' "ci" profile, loaded when CI is set)
+        # gets no seed of ours: its search is the same on every run.
+        if seed is not None:
+            used_seed = seed
+            configured = hypothesis_settings(configured, database=None)
+        elif not configured.derandomize:
+            used_seed = random.SystemRandom().randrange(2**32)
+        if used_seed is not None:
             runner = hypothesis_seed(used_seed)(runner)
-            if seed is not None:
-                configured = hypothesis_settings(configured, database=None)
         runner = configured(runner)
         try:
             runner()
@@ -335,7 +339,9 @@ def _run_guarded(
                 "its output changes between two calls (random ops active in inference mode?)"
             ) from exc
 
-    report = _build_report(adapter, search, failure, used_seed, replay_hint, time.perf_counter() - started)
+    derandomized = bool(user_inputs is None or is_strategy) and used_seed is None
+    report = _build_report(adapter, search, failure, used_seed, replay_hint, time.perf_counter() - started,
+                           derandomized=derandomized)
     diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)
     if failure is not None:
         raise SoftmaxInvariantError(report)
@@ -355,6 +361,8 @@ def _build_report(
     seed: int | None,
     replay_hint: str | None,
     duration: float,
+    *,
+    derandomized: bool = False,
 ) -> SoftmaxReport:
     results = [t.result for t in search.trackers.values() if t.result is not None]
     focus = None
@@ -366,6 +374,14 @@ def _build_report(
         replay = replay_hint.format(seed=seed) if replay_hint else (
             f"the search used seed {seed}: rerun with --hypothesis-seed={seed} "
             "(the failing input is also saved in Hypothesis' example database and replayed first)"
+        )
+    elif failure is not None and derandomized:
+        # The pytest hints read "rerun with: <command> --hypothesis-seed={seed}".
+        pytest_hint = bool(replay_hint and replay_hint.startswith("rerun with: "))
+        rerun = replay_hint.split(" --hypothesis-seed=")[0] if replay_hint and pytest_hint else "rerun the same check"
+        replay = (
+            f"{rerun} (the Hypothesis profile in force derandomizes the search, as its 'ci' profile does "
+            "when CI is set: every run finds this same failure)"
         )
     return SoftmaxReport(
         model_name=adapter.name,

@@ -8,6 +8,7 @@ inside the functions that run a check, i.e. only when a test asks for one.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -131,10 +132,23 @@ def _settings_header(session: SessionSettings, config: pytest.Config) -> str:
         resolved.atol if resolved.atol is not None else resolved.ini_atol)
     per_dtype = "".join(f", atol[{d}]={v:g}" for d, v in session.atol_by_dtype.items())
     seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        seed = "derandomized by the Hypothesis profile" if _profile_derandomizes() else "random per check"
     return (
         f"softmax: atol={atol}{per_dtype}, rtol={resolved.rtol:g}, max_examples={resolved.max_examples}, "
-        f"batch_size={resolved.batch_size}, hypothesis seed={seed if seed is not None else 'random per check'}"
+        f"batch_size={resolved.batch_size}, hypothesis seed={seed}"
     )
+
+
+def _profile_derandomizes() -> bool:
+    # Only when Hypothesis is already imported (its own plugin usually has
+    # done it): the header must not be the reason it gets imported.
+    hypothesis = sys.modules.get("hypothesis")
+    settings = getattr(hypothesis, "settings", None)
+    try:
+        return bool(settings is not None and settings().derandomize)
+    except Exception:  # a profile that cannot be read is Hypothesis' error to report
+        return False
 
 
 def _session(config: pytest.Config) -> SessionSettings:

@@ -25,3 +25,21 @@ def zoo(pytester: pytest.Pytester) -> pytest.Pytester:
     # restore sys.modules afterwards) keep sharing the cached models.
     importlib.import_module("model_zoo")
     return pytester
+
+
+# Hypothesis loads its "ci" profile (derandomize, no database) when CI is set,
+# as it is on CI machines.  The tests below assert what users see under the
+# default profile (seeds, the example database); tests of the ci profile set
+# it explicitly.  Subprocesses inherit the environment, hence both steps.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.load_profile("default")
+CI_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI", "CIRRUS_CI",
+                "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION", "HEROKU_TEST_RUN_ID", "bamboo.buildKey",
+                "__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI")
+
+
+@pytest.fixture(autouse=True)
+def _default_hypothesis_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)

@@ -33,3 +33,36 @@ def test_a_saved_failure_is_replayed_before_any_new_example(pytester: pytest.Pyt
 
     shutil.rmtree(pytester.path / ".hypothesis")
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+LSTM = """
+    import pytest, model_zoo
+    @pytest.mark.softmax_invariant(model=model_zoo.lstm_softmax, max_examples=10)
+    def test_seed_lstm():
+        pass
+"""
+
+
+def test_under_hypothesis_ci_profile_the_search_is_derandomized(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CI set, Hypothesis loads its "ci" profile (derandomize, no
+    database): the failure says a plain rerun finds it again, and does."""
+    shutil.copy(TESTS_DIR / "model_zoo.py", pytester.path)
+    pytester.makepyfile(test_lstm=LSTM)
+    monkeypatch.setenv("CI", "true")
+    first = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    first.assert_outcomes(failed=1)
+    first.stdout.fnmatch_lines([
+        "  replay: rerun with: pytest 'test_lstm.py::test_seed_lstm' (the Hypothesis profile in force "
+        "derandomizes the search, as its 'ci' profile does when CI is set: every run finds this same failure)"
+    ])
+    assert not (pytester.path / ".hypothesis" / "examples").exists()
+    again = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    again.assert_outcomes(failed=1)
+    # (Each process builds the model with new random weights: compare the inputs.)
+    assert [l for l in first.outlines if "rebuild:" in l] == [l for l in again.outlines if "rebuild:" in l]
+
+    # A seed given on the command line beats derandomize, as in Hypothesis.
+    seeded = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hypothesis-seed=7")
+    seeded.stdout.fnmatch_lines(["  replay: rerun with: pytest 'test_lstm.py::test_seed_lstm' --hypothesis-seed=7"])
