@@ -112,3 +112,12 @@ def subclassed_inside_functional() -> keras.Model:
 
 def probs_batch() -> np.ndarray:
     return np.linspace(-1, 1, 8 * 6, dtype="float32").reshape(8, 6)
+
+
+@functools.cache
+def conv_lstm_softmax() -> keras.Model:
+    """ConvLSTM1D with softmax over its filters: gated like LSTM."""
+    return keras.Sequential([
+        keras.Input((3, 5, 2)),
+        keras.layers.ConvLSTM1D(4, 3, padding="same", activation="softmax", name="conv_lstm"),
+    ], name="seed_conv_lstm")

@@ -56,6 +56,15 @@ def test_softmax_inside_gru_cell(diag: pytest.Pytester) -> None:
     ])
 
 
+def test_softmax_inside_conv_lstm_cell(diag: pytest.Pytester) -> None:
+    result = run(diag, "diagnosis_zoo.conv_lstm_softmax")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        ("  ConvLSTM1D 'seed_conv_lstm/conv_lstm' applies softmax inside its recurrent cell: the cell "
+        "multiplies it by the output gate*"),
+    ])
+
+
 def test_nested_recurrent_layer_is_named_by_its_path_through_shape_layers(diag: pytest.Pytester) -> None:
     result = run(diag, "diagnosis_zoo.nested_lstm")
     result.assert_outcomes(failed=1)
