@@ -19,7 +19,8 @@ def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
         return model
     from . import keras_adapter
 
-    return keras_adapter.adapt(model, safe_mode=safe_mode)
+    adapter: ModelAdapter = keras_adapter.adapt(model, safe_mode=safe_mode)
+    return adapter
 
 
 def preserved_state(adapter: ModelAdapter) -> AbstractContextManager[object]:

@@ -103,7 +103,7 @@ def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
     raise SoftmaxSetupError(f"cannot check {type(source).__name__} {source!r:.80}: expected {ACCEPTED}")
 
 
-def adapt(source: object, *, safe_mode: bool = True) -> Any:
+def adapt(source: object, *, safe_mode: bool = True) -> "KerasModelAdapter | SavedModelSignature":
     model = resolve_model(source, safe_mode=safe_mode)
     if isinstance(model, SavedModelSignature):
         return model
@@ -280,12 +280,12 @@ class KerasModelAdapter:
                 return list(outputs)
             return [outputs]
 
-        # One trace per model and signature: None dimensions in the
-        # signature keep variable-length inputs from retracing.
-        @tf.function(input_signature=signature, reduce_retracing=True)
-        def forward(*flat: Any) -> list[Any]:
+        def run_model(*flat: Any) -> list[Any]:
             return flatten(model(rebuild(flat), training=False))
 
+        # One trace per model and signature: None dimensions in the
+        # signature keep variable-length inputs from retracing.
+        forward: Callable[..., Any] = tf.function(run_model, input_signature=signature, reduce_retracing=True)
         _FORWARD_CACHE[self.model] = forward
         return forward
 
@@ -325,10 +325,10 @@ class KerasModelAdapter:
         if forward is None:
             model = self.model
 
-            @tf.function(reduce_retracing=True)
-            def forward(*flat: Any) -> Any:
+            def run_model(*flat: Any) -> Any:
                 return model(flat[0] if len(flat) == 1 else list(flat), training=False)
 
+            forward = tf.function(run_model, reduce_retracing=True)
             _UNSIGNED_FORWARD_CACHE[self.model] = forward
         outputs = forward(*[tf.convert_to_tensor(x) for x in inputs])
         flat = list(outputs.values()) if isinstance(outputs, dict) else (
