@@ -274,7 +274,13 @@ def _run_guarded(
     except SoftmaxSetupError:
         if user_inputs is None or is_strategy:
             raise
-        specs = _specs_from_arrays(user_inputs)
+        adopt = getattr(adapter, "adopt_signature", None)  # optional in the adapter protocol
+        if adopt is not None:
+            adopt(user_inputs)
+        try:
+            specs = list(adapter.input_specs())
+        except SoftmaxSetupError:
+            specs = _specs_from_arrays(user_inputs)
     search = _Search(adapter, settings, select_outputs(adapter.output_specs(), settings.outputs))
     search.sites = site_checker(adapter, settings)
 

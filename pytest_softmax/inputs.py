@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from .adapters.base import InputSpec
 from .fill import float_values, int_values
-from .report import InputSummary
+from .report import GIVEN_INPUT, InputSummary
 
 FLOAT_PATTERNS = ("constant", "normal", "uniform", "ramp", "alternating")
 # How often each pattern is drawn, in tenths.  Most examples are noise, as
@@ -120,7 +120,7 @@ class GeneratedBatch:
             numeric = np.asarray(array).dtype.kind in "biuf"  # string inputs have no value range
             finite = np.asarray(array, dtype=np.float64) if numeric else np.zeros(0)
             if recipe is None:
-                description, rebuild = "given by the test", "(the inputs= you passed)"
+                description, rebuild = "given by the test", GIVEN_INPUT
             else:
                 description = recipe.describe()
                 bounds = f", low={spec.low}, high={spec.high}" if spec.low is not None else ""

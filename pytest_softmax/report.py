@@ -15,6 +15,7 @@ NOT_FINITE = "not finite"
 OUT_OF_RANGE = "out of range"
 NOT_NORMALIZED = "not normalized"
 MODEL_RAISED = "model raised"
+GIVEN_INPUT = "(the inputs= you passed)"
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ class SoftmaxReport:
                         f"values [{values}{more}]"
                     )
         if self.failing_input:
-            lines.append("  failing input (shrunk by Hypothesis):")
+            given = all(item.rebuild == GIVEN_INPUT for item in self.failing_input)
+            lines.append("  failing input (from inputs=):" if given else "  failing input (shrunk by Hypothesis):")
             for item in self.failing_input:
                 lines.append(
                     f"    {item.name}: {item.dtype} {list(item.shape)}, {item.description}; "

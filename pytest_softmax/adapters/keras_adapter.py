@@ -165,6 +165,8 @@ class KerasModelAdapter:
             if isinstance(structure, list) and len(structure) == 1:
                 structure = structure[0]
         if structure is None:
+            structure = self._signature_from_build()
+        if structure is None:
             raise SoftmaxSetupError(
                 f"model {self.name!r} ({type(self.model).__name__}) has no known input signature "
                 "(a subclassed or unbuilt model); pass inputs= with example arrays, e.g. "
@@ -172,6 +174,46 @@ class KerasModelAdapter:
                 "or start the model with keras.Input(shape=...)"
             )
         return structure
+
+    def _signature_from_build(self) -> Any:
+        """A subclassed model that has been called on data knows the shape it
+        was built with (Keras records it): one input of that shape, any batch
+        size, in the float dtype of the Keras config."""
+        shapes = getattr(self.model, "_build_shapes_dict", None)
+        if not isinstance(shapes, dict) or len(shapes) != 1:
+            return None
+        (shape,) = shapes.values()
+        if not isinstance(shape, (tuple, list)) or not shape or not all(
+            d is None or isinstance(d, int) for d in shape
+        ):
+            return None
+        keras = _keras()
+        return keras.Input(batch_shape=(None, *shape[1:]), dtype=keras.config.floatx(), name="input")
+
+    def adopt_signature(self, example: Any) -> None:
+        """Take the input signature from the ``inputs=`` arrays of a model that
+        has none (a subclassed model never called on data), so that it gets
+        the compiled forward pass and the per-layer probe like any other.
+        Every dimension but the last is left open, as Keras' own layers allow."""
+        keras = _keras()
+
+        def as_input(value: Any, name: str) -> Any:
+            array = np.asarray(value)
+            if array.dtype.kind not in "biuf" or array.ndim < 1:
+                raise SoftmaxSetupError(f"inputs= {name!r} holds {array.dtype} values")
+            shape = (None,) * (array.ndim - 1) + tuple(array.shape[-1:])
+            return keras.Input(batch_shape=shape, dtype=array.dtype.name, name=name)
+
+        try:
+            if isinstance(example, dict):
+                structure: Any = {key: as_input(v, str(key)) for key, v in example.items()}
+            elif isinstance(example, (list, tuple)):
+                structure = [as_input(v, f"input_{i}") for i, v in enumerate(example)]
+            else:
+                structure = as_input(example, "input")
+        except SoftmaxSetupError:
+            return  # strings and other inputs are fed as they are, without a signature
+        self._inputs, self._no_signature = structure, None
 
     def _output_structure(self) -> Any:
         try:
