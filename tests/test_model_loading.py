@@ -1,0 +1,51 @@
+"""A model file is loaded once per process, however many tests use it,
+also under pytest-xdist (once per worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import pytest
+
+COUNTING_CONFTEST = """
+    import os, keras
+
+    loads = []
+    _load = keras.saving.load_model
+
+    def counting_load(path, *args, **kwargs):
+        loads.append(str(path))
+        return _load(path, *args, **kwargs)
+
+    keras.saving.load_model = counting_load
+
+    def pytest_sessionfinish(session):
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(f"loads-{worker}.txt", "w") as out:
+            out.write("\\n".join(loads))
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_each_process_loads_a_model_file_once(pytester: pytest.Pytester, workers: list[str]) -> None:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.save(pytester.path / "clf.keras")
+    pytester.makeconftest(COUNTING_CONFTEST)
+    pytester.makepyfile(test_many="""
+        import pytest
+        @pytest.mark.parametrize("i", range(6))
+        @pytest.mark.softmax_invariant(model="clf.keras", max_examples=3)
+        def test_marked(i):
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--softmax-model", "clf.keras", *workers)
+    result.assert_outcomes(passed=7)
+    counts = {path.name: path.read_text().split() for path in Path(pytester.path).glob("loads-*.txt")}
+    processes = {"loads-main.txt"} if not workers else {"loads-main.txt", "loads-gw0.txt", "loads-gw1.txt"}
+    assert set(counts) == processes
+    if workers:
+        assert counts["loads-main.txt"] == [], "the xdist controller runs no check, so loads no model"
+    for loaded in counts.values():
+        assert len(loaded) <= 1, counts
+    assert sum(len(v) for v in counts.values()) >= 1
