@@ -28,7 +28,13 @@ COUNTING_CONFTEST = """
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_each_process_loads_a_model_file_once(pytester: pytest.Pytester, workers: list[str]) -> None:
+def test_each_process_loads_a_model_file_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
+) -> None:
+    # When this suite itself runs under xdist, its worker variables must not
+    # leak into the run under test.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.save(pytester.path / "clf.keras")
     pytester.makeconftest(COUNTING_CONFTEST)
