@@ -153,8 +153,9 @@ class KerasProbe:
     def _call(self, traced: _Traced, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         import tensorflow as tf
 
-        specs = getattr(self.adapter, "_specs", None) or self.adapter.input_specs()
-        tensors = [tf.convert_to_tensor(x, dtype=spec.dtype) for x, spec in zip(inputs, specs)]
+        # The dtypes the plain forward feeds, derived once per adapter: the
+        # site-checking pass runs on every example.
+        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self.adapter._feed_dtypes())]
         return [np.asarray(y) for y in traced.function(*tensors)]
 
     def _traced(self, kind: str, keep: Callable[[LayerSite], bool]) -> _Traced:
