@@ -52,6 +52,7 @@ class PlannedCheck:
 
 
 planned_check_key = pytest.StashKey[PlannedCheck]()
+marker_settings_key = pytest.StashKey["MarkerSettings | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,21 +161,29 @@ def _fail_setup(message: str) -> None:
     pytest.fail(f"pytest-softmax: {message}", pytrace=False)
 
 
+def _marker_settings(item: pytest.Item) -> MarkerSettings | None:
+    """The item's ``softmax_invariant`` marker, parsed once and kept in its
+    stash (the autouse fixture and ``softmax_check`` both need it)."""
+    if marker_settings_key not in item.stash:
+        mark = item.get_closest_marker(MARKER_NAME)
+        item.stash[marker_settings_key] = parse_marker(mark.args, mark.kwargs) if mark else None
+    return item.stash[marker_settings_key]
+
+
 @pytest.fixture(autouse=True)
 def _softmax_invariant_marker(request: pytest.FixtureRequest) -> None:
     """Resolve the marked test's model at setup, so a missing or broken
     model is a setup error of that test, not a failure of its body."""
     __tracebackhide__ = True
-    mark = request.node.get_closest_marker(MARKER_NAME)
-    if mark is None:
-        return
     problem: str | None = None
     try:
-        marker = parse_marker(mark.args, mark.kwargs)
+        marker = _marker_settings(request.node)
     except SettingError as exc:
         problem = str(exc)
     if problem is not None:
         _fail_setup(problem)
+    if marker is None:
+        return
     source = marker.model
     if source is None:
         try:
@@ -263,11 +272,13 @@ def softmax_check(request: pytest.FixtureRequest) -> Callable[..., SoftmaxReport
     """``softmax_check(model, **overrides) -> SoftmaxReport``: check a model
     with this test's settings (marker > command line > ini > default);
     ``overrides`` take the marker's keyword arguments."""
-    mark = request.node.get_closest_marker(MARKER_NAME)
+    problem: str | None = None
     try:
-        marker = parse_marker(mark.args, mark.kwargs) if mark else MarkerSettings()
+        marker = _marker_settings(request.node) or MarkerSettings()
     except SettingError as exc:
-        _fail_setup(str(exc))
+        problem = str(exc)
+    if problem is not None:
+        _fail_setup(problem)
     item = request.node
 
     def softmax_check(model: Any, **overrides: Any) -> SoftmaxReport:
