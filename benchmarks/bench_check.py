@@ -52,9 +52,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pytest_softmax import check_softmax
-from pytest_softmax.adapters import keras_adapter
+from pytest_softmax.adapters.keras import adapter as keras_adapter
 from pytest_softmax.adapters.base import InputSpec
-from pytest_softmax.inputs import generated_batches
+from pytest_softmax.core.inputs.strategies import generated_batches
 
 BATCH = 32
 SECTIONS = ("check", "naive", "large", "tracing", "memory", "scale")

@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pytest_softmax.adapters.keras_adapter import KerasModelAdapter  # noqa: E402
-from pytest_softmax.adapters.keras_probe import KerasProbe  # noqa: E402
+from pytest_softmax.adapters.keras.adapter import KerasModelAdapter  # noqa: E402
+from pytest_softmax.adapters.keras.probe import KerasProbe  # noqa: E402
 
 
 def small_lstm() -> keras.Model:

@@ -3,7 +3,7 @@ distributions, and name the layer at fault when they are not.
 
 The public names are imported lazily: pytest imports this package at
 start-up (to reach ``pytest_softmax.plugin``), and that must not pull in
-numpy, Hypothesis or TensorFlow.
+numpy, Hypothesis or a framework.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import check_softmax
-    from .report import SoftmaxInvariantError, SoftmaxReport, SoftmaxSetupError
+    from .core.api import check_softmax
+    from .core.inputs.recipes import ArrayRecipe
+    from .core.report import SoftmaxReport
+    from .errors import SoftmaxInvariantError, SoftmaxSetupError
     from .tolerance import default_tolerance
 
 __all__ = [
+    "ArrayRecipe",
     "SoftmaxInvariantError",
     "SoftmaxReport",
     "SoftmaxSetupError",
@@ -24,24 +27,21 @@ __all__ = [
 ]
 
 _HOMES = {
-    "check_softmax": "engine",
-    "SoftmaxInvariantError": "report",
-    "SoftmaxReport": "report",
-    "SoftmaxSetupError": "report",
+    "check_softmax": "core.api",
+    "ArrayRecipe": "core.inputs.recipes",
+    "SoftmaxReport": "core.report",
+    "SoftmaxInvariantError": "errors",
+    "SoftmaxSetupError": "errors",
     "default_tolerance": "tolerance",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        from importlib import import_module
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
-    if name in {"inputs", "engine", "invariants", "report", "settings", "tolerance", "adapters"}:
-        from importlib import import_module
-
-        return import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
 
 
 def __dir__() -> list[str]:

@@ -9,6 +9,7 @@ value is ``None`` all the way through; defaults are applied last.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -138,6 +139,26 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
+class Origin(enum.Enum):
+    """Where a session setting came from: it decides precedence (a generic
+    ini tolerance yields to a per-dtype ini key, a flag does not)."""
+
+    FLAG = "flag"
+    INI = "ini"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A setting's origin and how to name it to the user
+    (``--softmax-atol``, ``ini softmax_atol``)."""
+
+    origin: Origin
+    label: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """Settings from the command line and the ini file, validated once at
@@ -149,7 +170,11 @@ class SessionSettings:
     batch_size: int | None = None
     safe_mode: bool | None = None
     atol_by_dtype: Mapping[str, float] = field(default_factory=dict)
-    sources: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, Source] = field(default_factory=dict)
+
+    def origin_of(self, name: str) -> Origin | None:
+        source = self.sources.get(name)
+        return source.origin if source is not None else None
 
 
 def load_session_settings(
@@ -161,7 +186,7 @@ def load_session_settings(
     the flag or the ini key (and file) of the first bad value."""
     where_ini = f" in {ini_path}" if ini_path else ""
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, Source] = {}
     for setting in SETTINGS:
         raw_flag = get_flag(setting.name) if setting.has_flag else None
         if raw_flag is not None:
@@ -169,7 +194,7 @@ def load_session_settings(
                 values[setting.name] = setting.parse(raw_flag)
             except ValueError as exc:
                 raise SettingError(f"{setting.flag}: {exc}") from None
-            sources[setting.name] = setting.flag
+            sources[setting.name] = Source(Origin.FLAG, setting.flag)
             continue
         raw_ini = get_ini(setting.ini_key)
         if raw_ini is None or (isinstance(raw_ini, str) and not raw_ini.strip()):
@@ -178,7 +203,7 @@ def load_session_settings(
             values[setting.name] = setting.parse(raw_ini)
         except ValueError as exc:
             raise SettingError(f"ini key {setting.ini_key} = {raw_ini!r}{where_ini}: {exc}") from None
-        sources[setting.name] = f"ini {setting.ini_key}"
+        sources[setting.name] = Source(Origin.INI, f"ini {setting.ini_key}")
     atol_by_dtype = {d: values.pop(f"atol_{d}") for d in SUPPORTED_DTYPES if f"atol_{d}" in values}
     return SessionSettings(**values, atol_by_dtype=atol_by_dtype, sources=sources)
 
@@ -309,6 +334,10 @@ class CheckSettings:
             return self.ini_atol
         return default_tolerance(dtype, n_classes)
 
+    def tolerance_for(self, dtype: str, n_classes: int) -> float:
+        """What ``|sum - 1|`` may reach for one output: ``atol + rtol``."""
+        return self.atol_for(dtype, n_classes) + self.rtol
+
 
 def resolve(
     session: SessionSettings | None,
@@ -329,7 +358,7 @@ def resolve(
 
     # A generic ini atol is less specific than a per-dtype ini key, so it only
     # applies after it; one from the command line or the marker beats both.
-    atol_from_ini = session.sources.get("atol", "").startswith("ini")
+    atol_from_ini = session.origin_of("atol") is Origin.INI
     forced_atol = layered.atol if layered.atol is not None else (None if atol_from_ini else session.atol)
     return CheckSettings(
         atol=forced_atol,

@@ -207,8 +207,8 @@ def test_a_layer_computed_in_call_is_not_guessed_and_the_model_is_restored() -> 
 
 
 def test_wrapped_calls_are_restored_when_the_probe_fails() -> None:
-    from pytest_softmax.adapters.keras_adapter import KerasModelAdapter
-    from pytest_softmax.adapters.keras_probe import KerasProbe
+    from pytest_softmax.adapters.keras.adapter import KerasModelAdapter
+    from pytest_softmax.adapters.keras.probe import KerasProbe
 
     class Exploding(keras.layers.Layer):
         armed = False

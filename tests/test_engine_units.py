@@ -9,13 +9,16 @@ from hypothesis import find, settings
 from hypothesis import strategies as st
 
 from pytest_softmax import SoftmaxInvariantError, SoftmaxReport, check_softmax, default_tolerance
-from pytest_softmax.adapters import InputSpec
-from pytest_softmax.inputs import ArrayRecipe, generated_batches
-from pytest_softmax.invariants import check_batch
+from pytest_softmax.adapters.base import InputSpec
+from pytest_softmax.core.inputs.recipes import ArrayRecipe
+from pytest_softmax.core.inputs.strategies import generated_batches
+from pytest_softmax.core.invariants import check_batch
 from pytest_softmax.settings import (
     MarkerSettings,
+    Origin,
     SessionSettings,
     SettingError,
+    Source,
     parse_marker,
     resolve,
 )
@@ -29,12 +32,12 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 class TestInvariants:
     def test_a_true_distribution_passes(self) -> None:
         probs = softmax(np.random.default_rng(0).normal(size=(16, 10))).astype(np.float32)
-        check = check_batch(probs, -1, atol=default_tolerance("float32", 10), rtol=0.0)
+        check = check_batch(probs, -1, default_tolerance("float32", 10))
         assert check.passed and check.rows == 16 and check.n_classes == 10
 
     def test_rows_off_by_more_than_the_tolerance_fail(self) -> None:
         probs = softmax(np.zeros((4, 5))) * np.array([[1.0], [1.0], [0.5], [1.0]])
-        check = check_batch(probs, -1, atol=1e-6, rtol=0.0)
+        check = check_batch(probs, -1, 1e-6)
         assert not check.passed
         assert check.unnormalized_rows == 1 and check.worst_index == (2,)
         assert check.worst_error == pytest.approx(0.5)
@@ -43,25 +46,25 @@ class TestInvariants:
         probs = softmax(np.zeros((3, 4)))
         probs[1, 2] = np.nan
         probs[2, 0] = np.inf
-        check = check_batch(probs, -1, atol=1e-6, rtol=0.0)
+        check = check_batch(probs, -1, 1e-6)
         assert check.nonfinite_values == 2 and check.nonfinite_rows == 2
-        assert check.severity > check_batch(probs[:1] * 2, -1, atol=1e-6, rtol=0.0).severity
+        assert check.severity > check_batch(probs[:1] * 2, -1, 1e-6).severity
 
     def test_values_outside_zero_one_are_out_of_range_even_if_rows_sum_to_one(self) -> None:
         probs = np.array([[1.5, -0.5, 0.0]])
-        check = check_batch(probs, -1, atol=1e-6, rtol=0.0)
+        check = check_batch(probs, -1, 1e-6)
         assert check.out_of_range_rows == 1 and check.range_excess == pytest.approx(0.5)
         assert check.unnormalized_rows == 0
 
     def test_the_axis_is_respected(self) -> None:
         probs = softmax(np.random.default_rng(1).normal(size=(2, 7, 3)), axis=1)
-        assert check_batch(probs, 1, atol=1e-9, rtol=0.0).passed
-        assert not check_batch(probs, -1, atol=1e-9, rtol=0.0).passed
+        assert check_batch(probs, 1, 1e-9).passed
+        assert not check_batch(probs, -1, 1e-9).passed
 
     def test_sums_are_taken_in_float64(self) -> None:
         # 100k float16 values of 1/100k: a float16 accumulation would stall far below 1.
         probs = np.full((1, 100_000), 1e-5, dtype=np.float16)
-        check = check_batch(probs, -1, atol=default_tolerance("float16", 100_000), rtol=0.0)
+        check = check_batch(probs, -1, default_tolerance("float16", 100_000))
         exact = abs(float(np.float16(1e-5)) * 100_000 - 1)
         assert check.worst_error == pytest.approx(exact)
 
@@ -73,10 +76,10 @@ class TestSettingsResolution:
         assert resolved.atol_for("float32", 10) == default_tolerance("float32", 10)
 
     def test_marker_beats_command_line_beats_per_dtype_ini_beats_ini(self) -> None:
-        ini_only = SessionSettings(atol=1e-3, atol_by_dtype={"float16": 5e-3}, sources={"atol": "ini softmax_atol"})
+        ini_only = SessionSettings(atol=1e-3, atol_by_dtype={"float16": 5e-3}, sources={"atol": Source(Origin.INI, "ini softmax_atol")})
         assert resolve(ini_only).atol_for("float16", 10) == 5e-3
         assert resolve(ini_only).atol_for("float32", 10) == 1e-3
-        from_flag = SessionSettings(atol=2e-4, atol_by_dtype={"float16": 5e-3}, sources={"atol": "--softmax-atol"})
+        from_flag = SessionSettings(atol=2e-4, atol_by_dtype={"float16": 5e-3}, sources={"atol": Source(Origin.FLAG, "--softmax-atol")})
         assert resolve(from_flag).atol_for("float16", 10) == 2e-4
         assert resolve(from_flag, MarkerSettings(atol=7e-2)).atol_for("float16", 10) == 7e-2
 

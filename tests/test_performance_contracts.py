@@ -18,10 +18,12 @@ import pytest
 from hypothesis import given, settings
 
 from pytest_softmax import SoftmaxInvariantError, check_softmax
-from pytest_softmax.adapters import keras_adapter
+from pytest_softmax.adapters.keras import adapter as keras_adapter
 from pytest_softmax.adapters.base import InputSpec
-from pytest_softmax.fill import RANDOM_BLOCK
-from pytest_softmax.inputs import ArrayRecipe, GeneratedBatch, generated_batches
+from pytest_softmax.core.inputs.fill import RANDOM_BLOCK
+from pytest_softmax.core.inputs.batches import GeneratedBatch
+from pytest_softmax.core.inputs.recipes import ArrayRecipe
+from pytest_softmax.core.inputs.strategies import generated_batches
 
 HEAVY = ("tensorflow", "keras", "numpy")
 
@@ -66,7 +68,7 @@ def test_one_trace_shared_by_tests_and_parametrizations(pytester: pytest.Pyteste
         """
         import keras
         import pytest
-        from pytest_softmax.adapters import keras_adapter
+        from pytest_softmax.adapters.keras import adapter as keras_adapter
 
         MODEL = keras.Sequential([
             keras.Input((5, 6)), keras.layers.LSTM(4), keras.layers.Dense(3, activation="softmax"),

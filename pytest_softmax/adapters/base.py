@@ -1,17 +1,25 @@
 """The boundary between the engine and a deep-learning framework.
 
 The engine (input generation, invariants, reports) speaks numpy and these
-types only; everything that knows about Keras or TensorFlow lives behind a
-:class:`ModelAdapter`.  Adding another framework means writing one adapter.
+types only; everything that knows about a framework lives behind a
+:class:`ModelAdapter`.  Optional capabilities are protocols of their own,
+checked with ``isinstance``: an adapter that cannot look inside its model
+still gets its outputs checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ..core.kinds import output_label
+
+if TYPE_CHECKING:
+    from ..core.probing import LayerRecord, LayerSite, ProbeResult
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,6 @@ class InputSpec:
     def is_integer(self) -> bool:
         return self.dtype.startswith(("int", "uint"))
 
-    @property
-    def is_float(self) -> bool:
-        return self.dtype in {"float16", "bfloat16", "float32", "float64"}
-
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -50,10 +54,23 @@ class OutputSpec:
     layer_name: str
     layer_class: str
 
+    @property
+    def label(self) -> str:
+        return output_label(self.name, self.layer_name, self.layer_class)
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """An exception the model raised, as the user needs it: the model's own
+    message without framework noise, and whether memory ran out."""
+
+    message: str
+    out_of_memory: bool = False
+
 
 @runtime_checkable
 class ModelAdapter(Protocol):
-    """What the engine needs from a model."""
+    """What the engine needs from every model."""
 
     @property
     def name(self) -> str: ...
@@ -71,19 +88,49 @@ class ModelAdapter(Protocol):
 @runtime_checkable
 class LayerProbing(Protocol):
     """Optional: an adapter that can look inside its model.  The engine
-    uses it only to explain a failure (``probe``) and, for models with
-    softmax layers besides their outputs, to check those layers during the
-    search (``internal_softmax_sites``, ``forward_with_sites``).  Types are
-    in :mod:`pytest_softmax.probing`."""
+    uses it to explain a failure (``probe``) and, for models with softmax
+    layers besides their outputs, to check those layers during the search."""
 
-    def probe(self, inputs: Sequence[np.ndarray]) -> Any:
-        """A ``ProbeResult``: every layer call's output on one batch."""
+    def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        """Every layer call's output on one batch."""
         ...
 
-    def internal_softmax_sites(self) -> list[Any]:
-        """``LayerSite``s of softmax layers that are not model outputs."""
+    def internal_softmax_sites(self) -> list[LayerSite]:
+        """Softmax layers that are not model outputs."""
         ...
 
-    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
-        """The model outputs and the internal sites' ``LayerRecord``s, in one pass."""
+    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
+        """The model outputs and the internal sites' records, in one pass."""
         ...
+
+
+@runtime_checkable
+class SignatureAdopting(Protocol):
+    """Optional: a model with no input signature of its own (a subclassed
+    model never called) takes one from the test's ``inputs=`` arrays."""
+
+    def adopt_signature(self, example: Any) -> None: ...
+
+
+@runtime_checkable
+class StatePreserving(Protocol):
+    """Optional: global framework state and model variables a check could
+    change are put back when the returned context exits."""
+
+    def preserved_state(self) -> AbstractContextManager[object]: ...
+
+
+@runtime_checkable
+class ErrorExplaining(Protocol):
+    """Optional: turns the framework's exceptions into the model's own words."""
+
+    def explain_error(self, exc: BaseException) -> ModelFailure: ...
+
+
+def explain_error(adapter: ModelAdapter, exc: BaseException) -> ModelFailure:
+    """The adapter's reading of ``exc``, or its type and first line."""
+    if isinstance(adapter, ErrorExplaining):
+        return adapter.explain_error(exc)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return ModelFailure(message, out_of_memory=isinstance(exc, MemoryError))

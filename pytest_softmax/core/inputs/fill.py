@@ -76,30 +76,15 @@ def float_values(
     limit: float,
     rows: int = 1,
 ) -> np.ndarray:
-    """A flat array of ``size`` values (``rows`` rows of equal length): ``(base + offset) * scale`` with the
-    pattern's base in [-1, 1] (standard normal for ``normal``), then the
-    spikes written over it.  Returned in :func:`work_dtype`."""
+    """A flat array of ``size`` values (``rows`` rows of equal length):
+    ``(base + offset) * scale`` with the pattern's base in [-1, 1] (standard
+    normal for ``normal``), then the spikes written over it.  Returned in
+    :func:`work_dtype`."""
     work = work_dtype(dtype)
-    largest_base = 1.0  # the largest |base| value, to clip only when needed
     if pattern == "constant":
-        flat = np.full(size, (1.0 + offset) * scale, dtype=work)
+        flat, largest_base = np.full(size, (1.0 + offset) * scale, dtype=work), 1.0
     else:
-        if pattern == "ramp":
-            flat = np.arange(size, dtype=work)
-            flat *= 2.0 / max(size - 1, 1)
-            flat -= 1
-        else:
-            if pattern in {"normal", "uniform"}:
-                rng = np.random.default_rng(seed)
-                flat = _random_block(rng, pattern, min(size, RANDOM_BLOCK), work)
-                largest_base = float(np.abs(flat).max(initial=0.0))
-                if size > RANDOM_BLOCK:
-                    block, flat = flat, np.empty(size, dtype=work)
-                    _tile_rows(rng, block, flat, rows)
-            else:  # alternating
-                flat = np.empty(size, dtype=work)
-                flat[0::2] = 1
-                flat[1::2] = -1
+        flat, largest_base = _base_pattern(pattern, size, work, seed, rows)
         if offset:
             flat += offset
         if scale != 1.0:
@@ -112,6 +97,28 @@ def float_values(
         for position, value in spikes:
             flat[position % size] = max(-limit, min(limit, value))
     return flat
+
+
+def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: int,
+                  rows: int) -> tuple[np.ndarray, float]:
+    """The pattern's values before offset and scale, and the largest |value|."""
+    if pattern == "ramp":
+        flat = np.arange(size, dtype=work)
+        flat *= 2.0 / max(size - 1, 1)
+        flat -= 1
+        return flat, 1.0
+    if pattern == "alternating":
+        flat = np.empty(size, dtype=work)
+        flat[0::2] = 1
+        flat[1::2] = -1
+        return flat, 1.0
+    rng = np.random.default_rng(seed)
+    flat = _random_block(rng, pattern, min(size, RANDOM_BLOCK), work)
+    largest = float(np.abs(flat).max(initial=0.0))
+    if size > RANDOM_BLOCK:
+        block, flat = flat, np.empty(size, dtype=work)
+        _tile_rows(rng, block, flat, rows)
+    return flat, largest
 
 
 def int_values(

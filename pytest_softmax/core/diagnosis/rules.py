@@ -1,99 +1,30 @@
-"""Name the layer at fault and say why.
+"""The rules that name the layer at fault, over a probe of every layer.
 
-Framework-neutral rules over a :class:`~pytest_softmax.probing.ProbeResult`
-(every layer's output on the failing input) and the failing violation.  Each
-rule returns one line a user can act on; :func:`diagnose` fills
-``report.diagnosis`` and the ``report.layers`` table.  The probe is built
-only here, after a failure, so healthy runs never pay for it.
-
-Rules, in the order they are tried:
-
-* low precision (no probe needed): a float16/bfloat16 output judged by a
-  tolerance stricter than that dtype allows;
-* first non-finite layer, with finite inputs (and an ``exp`` overflow in a
-  hand-written softmax);
-* starting from the layer that produced the output, looking through
-  shape-only layers: a softmax inside a gated recurrent cell; a softmax over
-  another axis; a layer after a softmax that changes the sums; no softmax
-  at all (logits, sigmoid, log_softmax, relu...).
+Tried in order: the first layer whose output holds NaN/Inf although its
+inputs are finite (with an ``exp`` overflow in a hand-written softmax, or
+values past the dtype's range); then, from the layer that produced the
+output and looking through shape-only layers: a softmax inside a gated
+recurrent cell; a softmax over another axis; a layer after a softmax that
+changes the sums; no softmax at all (logits, sigmoid, log_softmax...).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from .probing import CONTAINER, OTHER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
-from .report import MODEL_RAISED, NOT_FINITE, LayerResult, SoftmaxReport, Violation
-from .tolerance import default_tolerance
-
-MAX_PROBED_ROWS = 8
-MAX_TABLE_ROWS = 14
-LOW_PRECISION = ("float16", "bfloat16")
-
-
-class SoftmaxWarning(UserWarning):
-    """A softmax that cannot be wrong but is probably not what was meant
-    (over a single class)."""
-
-
-def diagnose(adapter: Any, report: SoftmaxReport, failing_inputs: Sequence[np.ndarray] | None,
-             sites: Any = None) -> None:
-    """Explain ``report``'s first violation (if any) in place."""
-    _single_class_warnings(report, sites)
-    if sites is not None and report.passed:
-        report.notes.extend(sites.notes())
-    if report.passed or not report.violations or failing_inputs is None:
-        return
-    first = report.violations[0]
-    if first.kind == MODEL_RAISED:
-        return
-    precision = low_precision(first)
-    if precision:
-        report.diagnosis.append(precision)
-    probe = getattr(adapter, "probe", None)
-    if probe is None:
-        report.diagnosis.append(
-            f"cannot name the layer at fault: {adapter.name!r} does not expose its layers to the probe"
-        )
-        return
-    try:
-        result: ProbeResult = probe(_probe_rows(failing_inputs, first))
-    except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
-        report.notes.append(f"the per-layer probe failed ({type(exc).__name__}: {exc}); no layer diagnosis")
-        return
-    output_index = _output_index(adapter, first)
-    lines, table = explain(result, first, output_index, skip_structure=bool(precision))
-    report.diagnosis.extend(lines)
-    report.layers = table
-
-
-def low_precision(violation: Violation) -> str | None:
-    """Rule 6: the tolerance in force is stricter than the dtype allows."""
-    if violation.dtype not in LOW_PRECISION or violation.kind == NOT_FINITE or violation.site:
-        return None
-    allowed = default_tolerance(violation.dtype, max(violation.n_classes, 2))
-    if violation.tolerance >= allowed:
-        return None
-    within = " (it is within what the dtype allows)" if violation.error <= allowed else ""
-    return (
-        f"low precision: the output is {violation.dtype} (a mixed-precision policy?) and the tolerance in force, "
-        f"{violation.tolerance:.3g}, is stricter than {violation.dtype} allows ({allowed:.3g}){within}: keep the "
-        f"final softmax in float32 (e.g. Dense(..., activation='softmax', dtype='float32')) or raise "
-        f"softmax_atol_{violation.dtype}"
-    )
+from ..probing import CONTAINER, OTHER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
+from ..report import LayerResult, Violation
+from .table import LayerTable, axes_text, layer_name, within
 
 
 def explain(result: ProbeResult, violation: Violation, output_index: int | None,
             *, skip_structure: bool = False) -> tuple[list[str], list[LayerResult]]:
     """The diagnosis lines and the table of layers examined."""
     by_path = result.by_path()
-    table = _Table(by_path, violation.axis, violation.tolerance)
+    table = LayerTable(by_path, violation.axis, violation.tolerance)
     lines = list(result.limitations)
     nonfinite = first_nonfinite(result)
     if nonfinite is not None:
@@ -103,8 +34,8 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
         if record is not None:
             table.add(record, "at fault: internal softmax")
             if nonfinite is None:
-                lines.append(f"{_name(record)} is a softmax inside the model whose rows do not sum to 1 along "
-                             f"its own axis {_axes_text(record)} (masked rows excepted)")
+                lines.append(f"{layer_name(record)} is a softmax inside the model whose rows do not sum to 1 along "
+                             f"its own axis {axes_text(record)} (masked rows excepted)")
         return lines, table.rows
     producer = result.output_producers[output_index] if output_index is not None and output_index < len(
         result.output_producers) else None
@@ -134,19 +65,19 @@ def first_nonfinite(result: ProbeResult) -> LayerRecord | None:
     return next((r for r in result.records if r.site.kind != CONTAINER and r.nonfinite), None)
 
 
-def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: _Table,
+def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
                        input_max_abs: dict[str, float]) -> str:
     feeders = [by_path[p] for p in record.site.producers if p in by_path]
     magnitudes = {f.site.path: f.max_abs for f in feeders}
     magnitudes.update({p: input_max_abs[p] for p in record.site.producers if p in input_max_abs})
     fed = ", ".join(
-        f"{_name(by_path[p]) if p in by_path else p} (finite, max |value| {magnitudes[p]:.4g})"
+        f"{layer_name(by_path[p]) if p in by_path else p} (finite, max |value| {magnitudes[p]:.4g})"
         for p in record.site.producers if p in magnitudes
     ) or "values computed outside any layer"
     for feeder in feeders:
         table.add(feeder, "fed it (finite)")
     table.add(record, "at fault: first NaN/Inf")
-    head = (f"{_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
+    head = (f"{layer_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
             f"probed rows) although its inputs are finite; fed by {fed}")
     dtype = record.site.dtype or "float32"
     limit = _exp_limit(dtype)
@@ -165,11 +96,11 @@ def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tab
 
 
 def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[str, LayerRecord],
-                       table: _Table) -> str | None:
+                       table: LayerTable) -> str | None:
     site = cause.site
     if site.kind == CONTAINER:
         table.add(cause, "cannot look inside")
-        return (f"cannot name the layer at fault inside {_name(cause)}: its output is computed in its own "
+        return (f"cannot name the layer at fault inside {layer_name(cause)}: its output is computed in its own "
                 "call() outside its sublayers; move that computation into a layer to localize it")
     if site.kind == RECURRENT and site.activation == "softmax" and site.gated:
         table.add(cause, "at fault: softmax inside the cell")
@@ -179,24 +110,24 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
         checked = normalize_axes(violation.axis, cause.output.ndim) if cause.output is not None else None
         if axes is not None and checked is not None and axes != checked:
             table.add(cause, "at fault: other axis")
-            return (f"{_name(cause)} normalizes over axis {_axes_text(cause)} but the output is checked along "
+            return (f"{layer_name(cause)} normalizes over axis {axes_text(cause)} but the output is checked along "
                     f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
                     f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}")
         table.add(cause, "softmax, not normalized")
-        return (f"{_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
+        return (f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
                 f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})")
     upstream = _nearest_softmax(cause, by_path)
     if upstream is not None:
         chain = _chain(upstream, cause, by_path)
         culprit = next((r for r in chain[1:] if r.site.kind != PASSTHROUGH
-                        and not _within(r.sum_error(violation.axis), violation.tolerance)), cause)
-        table.add(upstream, "softmax ok" if _within(upstream.sum_error(upstream.site.softmax_axes or -1),
+                        and not within(r.sum_error(violation.axis), violation.tolerance)), cause)
+        table.add(upstream, "softmax ok" if within(upstream.sum_error(upstream.site.softmax_axes or -1),
                                                     violation.tolerance) else "softmax, not normalized")
         for record in chain[1:]:
             if record is not culprit:
                 table.add(record, "after the softmax")
         table.add(culprit, "at fault: changes the sums")
-        return (f"{_name(culprit)} comes after the softmax {_name(upstream)} and changes its row sums "
+        return (f"{layer_name(culprit)} comes after the softmax {layer_name(upstream)} and changes its row sums "
                 f"(max |sum - 1| = {culprit.sum_error(violation.axis):.4g} after it, "
                 f"{upstream.sum_error(upstream.site.softmax_axes or -1):.2g} before): apply the softmax last, or "
                 "drop or renormalize that layer")
@@ -220,12 +151,12 @@ def _recurrent(record: LayerRecord) -> str:
         "ConvLSTM3D": "multiplies it by the output gate",
     }.get(site.layer_class, "gates it")
     units = record.output.shape[-1] if record.output is not None else "units"
-    return (f"{_name(record)} applies softmax inside its recurrent cell: the cell {how}, so {seen}, not 1; "
+    return (f"{layer_name(record)} applies softmax inside its recurrent cell: the cell {how}, so {seen}, not 1; "
             f"use {site.layer_class}({units}) followed by Dense({units}, activation='softmax')")
 
 
 def _no_softmax(record: LayerRecord) -> str:
-    site, name = record.site, _name(record)
+    site, name = record.site, layer_name(record)
     activation = site.activation
     if site.layer_class == "Lambda":
         function = f" (function {site.function})" if site.function else ""
@@ -289,60 +220,6 @@ def _chain(upstream: LayerRecord, cause: LayerRecord, by_path: dict[str, LayerRe
     return chain
 
 
-class _Table:
-    """The layers examined, in execution order, each with one verdict."""
-
-    def __init__(self, by_path: dict[str, LayerRecord], axis: int, tolerance: float) -> None:
-        self.order = {path: i for i, path in enumerate(by_path)}
-        self.axis, self.tolerance = axis, tolerance
-        self.entries: dict[str, LayerResult] = {}
-
-    @property
-    def seen(self) -> set[str]:
-        return set(self.entries)
-
-    def add(self, record: LayerRecord, verdict: str) -> None:
-        if record.site.path in self.entries:
-            return
-        axes = record.site.softmax_axes if record.site.is_softmax_site else self.axis
-        self.entries[record.site.path] = LayerResult(
-            path=record.site.path, layer_class=record.site.layer_class, activation=_activation_text(record),
-            worst_error=record.sum_error(axes if axes is not None else self.axis), nonfinite=record.nonfinite,
-            verdict=verdict,
-        )
-
-    @property
-    def rows(self) -> list[LayerResult]:
-        ordered = sorted(self.entries.values(), key=lambda r: self.order.get(r.path, 0))
-        return ordered[:MAX_TABLE_ROWS]
-
-
-def _activation_text(record: LayerRecord) -> str:
-    text = record.site.describe_activation()
-    return f"{text} (in cell)" if record.site.kind == RECURRENT and record.site.activation else text
-
-
-def _name(record: LayerRecord) -> str:
-    return f"{record.site.layer_class} {record.site.path!r}"
-
-
-def _axes_text(record: LayerRecord) -> str:
-    axes = record.site.softmax_axes or (-1,)
-    return str(axes[0]) if len(axes) == 1 else str(tuple(axes))
-
-
-def _within(error: float, tolerance: float) -> bool:
-    return not math.isnan(error) and error <= tolerance
-
-
-def _row_sums(record: LayerRecord) -> tuple[float, float] | None:
-    if record.output is None or record.output.ndim < 2:
-        return None
-    sums = np.asarray(record.output, dtype=np.float64).sum(axis=-1)
-    sums = sums[np.isfinite(sums)]
-    return (float(sums.min()), float(sums.max())) if sums.size else None
-
-
 def _float_max(dtype: str) -> float:
     try:
         return float(np.finfo(np.dtype(dtype)).max)
@@ -357,29 +234,9 @@ def _exp_limit(dtype: str) -> float:
         return 88.72  # float32's, for dtypes numpy does not know (bfloat16 shares its range)
 
 
-def _probe_rows(inputs: Sequence[np.ndarray], violation: Violation) -> list[np.ndarray]:
-    """At most a few rows of the failing batch, the worst row among them."""
-    rows = int(np.asarray(inputs[0]).shape[0]) if len(inputs) and np.ndim(inputs[0]) else 0
-    if rows <= MAX_PROBED_ROWS:
-        return list(inputs)
-    worst = violation.worst_row[0] if violation.worst_row else 0
-    keep = sorted({worst, *range(MAX_PROBED_ROWS - 1)})
-    return [np.asarray(x)[keep] for x in inputs]
-
-
-def _output_index(adapter: Any, violation: Violation) -> int | None:
-    try:
-        specs = adapter.output_specs()
-    except Exception:  # noqa: BLE001 - no index: the output is then not localized
+def _row_sums(record: LayerRecord) -> tuple[float, float] | None:
+    if record.output is None or record.output.ndim < 2:
         return None
-    return next((s.index for s in specs if s.name == violation.output), None)
-
-
-def _single_class_warnings(report: SoftmaxReport, sites: Any) -> None:
-    """Rule 7: a softmax over one class always returns 1."""
-    for path, layer_class in (getattr(sites, "single_class", None) or {}).items():
-        message = (f"{layer_class} {path!r} is a softmax over a single class: it always returns 1 and carries "
-                   "no information; use Dense(1, activation='sigmoid') for a yes/no output, or a softmax over 2+ "
-                   "classes")
-        report.notes.append(message)
-        warnings.warn(SoftmaxWarning(message), stacklevel=2)
+    sums = np.asarray(record.output, dtype=np.float64).sum(axis=-1)
+    sums = sums[np.isfinite(sums)]
+    return (float(sums.min()), float(sums.max())) if sums.size else None

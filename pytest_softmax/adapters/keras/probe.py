@@ -20,13 +20,24 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..probing import CONTAINER, OTHER, PASSTHROUGH, RECURRENT, SOFTMAX, LayerRecord, LayerSite, ProbeResult
+from ...core.arrays import as_float64, can_be_nonfinite
+from ...core.probing import (
+    CONTAINER,
+    OTHER,
+    PASSTHROUGH,
+    RECURRENT,
+    SOFTMAX,
+    LayerRecord,
+    LayerSite,
+    ProbeResult,
+)
 
 # Shape-only layers and layers inactive in inference: the diagnosis looks
 # through them to the layer that really made the output.
@@ -126,11 +137,9 @@ class KerasProbe:
         traced = self._traced("all", lambda site: True)
         outputs = self._call(traced, inputs)
         records = [LayerRecord(site, out) for site, out in zip(traced.sites, outputs[traced.n_outputs:])]
-        finite = all(np.isfinite(np.asarray(x, dtype=np.float64)).all()
-                     for x in inputs if np.asarray(x).dtype.kind in "fc")
-        names = [f"input {name!r}" for name, _ in self.adapter._named_inputs()]
-        largest = {name: float(np.abs(np.asarray(x, dtype=np.float64)).max(initial=0.0))
-                   for name, x in zip(names, inputs)}
+        finite = all(np.isfinite(as_float64(x)).all() for x in inputs if can_be_nonfinite(np.asarray(x).dtype))
+        names = [f"input {name!r}" for name, _ in self.adapter.named_inputs()]
+        largest = {name: float(np.abs(as_float64(x)).max(initial=0.0)) for name, x in zip(names, inputs)}
         limitations = []
         if not traced.sites:
             limitations.append(
@@ -155,7 +164,7 @@ class KerasProbe:
 
         # The dtypes the plain forward feeds, derived once per adapter: the
         # site-checking pass runs on every example.
-        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self.adapter._feed_dtypes())]
+        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self.adapter.feed_dtypes())]
         return [np.asarray(y) for y in traced.function(*tensors)]
 
     def _traced(self, kind: str, keep: Callable[[LayerSite], bool]) -> _Traced:
@@ -167,63 +176,83 @@ class KerasProbe:
     def _trace(self, keep: Callable[[LayerSite], bool]) -> _Traced:
         import tensorflow as tf
 
-        plain = self.adapter._compiled_forward()
-        names = [name for name, _ in self.adapter._named_inputs()]
-        recorded: list[tuple[LayerSite, Any]] = []
-        producer_of: dict[Any, str] = {}
-        calls: Counter[str] = Counter()
-
-        def producer(tensor: Any) -> str | None:
-            while True:
-                found = producer_of.get(tensor.ref())
-                if found is not None:
-                    return found
-                op = getattr(tensor, "op", None)
-                if op is None or op.type not in _TRANSPARENT_OPS or not list(op.inputs):
-                    return None
-                tensor = op.inputs[0]
-
-        def recording(path: str, layer: Any, original: Callable[..., Any]) -> Callable[..., Any]:
-            def call(*args: Any, **kwargs: Any) -> Any:
-                out = original(*args, **kwargs)
-                calls[path] += 1
-                call_path = path if calls[path] == 1 else f"{path}#{calls[path]}"
-                given = [t for t in tf.nest.flatten((args, {k: v for k, v in kwargs.items() if k != "mask"}))
-                         if tf.is_tensor(t)]
-                producers = tuple(dict.fromkeys(p for p in (producer(t) for t in given) if p is not None))
-                site = describe(layer, call_path, producers, masked=kwargs.get("mask") is not None)
-                produced = [t for t in tf.nest.flatten(out) if tf.is_tensor(t)]
-                for t in produced:
-                    producer_of.setdefault(t.ref(), call_path)  # innermost layer wins over its container
-                if produced and keep(site):
-                    recorded.append((site, produced[0]))
-                return out
-            return call
+        plain = self.adapter.compiled_forward()
+        recorder = _Recorder(keep)
+        names = [name for name, _ in self.adapter.named_inputs()]
 
         def probe(*flat: Any) -> list[Any]:
             for name, tensor in zip(names, flat):
-                producer_of[tensor.ref()] = f"input {name!r}"
+                recorder.producer_of[tensor.ref()] = f"input {name!r}"
             outputs = plain.python_function(*flat)
-            output_producers.extend(producer(t) for t in outputs)
-            return [*outputs, *(t for _, t in recorded)]
+            recorder.output_producers.extend(recorder.producer(t) for t in outputs)
+            return [*outputs, *(t for _, t in recorder.recorded)]
 
-        output_producers: list[str | None] = []
-        patched: list[tuple[Any, bool, Any]] = []
-        try:
-            for path, layer in layer_paths(self.model):
-                own = layer.__dict__.get("call")
-                patched.append((layer, own is not None, own))
-                object.__setattr__(layer, "call", recording(path, layer, layer.call))
+        with _recording_calls(self.model, recorder):
             function = tf.function(probe, input_signature=plain.input_signature).get_concrete_function()
-        finally:
-            for layer, had_own, own in reversed(patched):
-                if had_own:
-                    object.__setattr__(layer, "call", own)
-                else:
-                    object.__delattr__(layer, "call")
-        n_outputs = len(output_producers)
-        return _Traced(function, [site for site, _ in recorded], output_producers, n_outputs)
+        sites = [site for site, _ in recorder.recorded]
+        return _Traced(function, sites, recorder.output_producers, len(recorder.output_producers))
 
 
-def probe_for(adapter: Any) -> KerasProbe:
-    return KerasProbe(adapter)
+class _Recorder:
+    """What the wrapped layer calls saw while one probe was traced: which
+    layer call produced each tensor, and the tensors worth returning."""
+
+    def __init__(self, keep: Callable[[LayerSite], bool]) -> None:
+        self.keep = keep
+        self.recorded: list[tuple[LayerSite, Any]] = []
+        self.producer_of: dict[Any, str] = {}
+        self.output_producers: list[str | None] = []
+        self.calls: Counter[str] = Counter()
+
+    def producer(self, tensor: Any) -> str | None:
+        """The layer call (or input) a tensor comes from, looking through
+        the casts and identities Keras inserts between layers."""
+        while True:
+            found = self.producer_of.get(tensor.ref())
+            if found is not None:
+                return found
+            op = getattr(tensor, "op", None)
+            if op is None or op.type not in _TRANSPARENT_OPS or not list(op.inputs):
+                return None
+            tensor = op.inputs[0]
+
+    def wrap(self, path: str, layer: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            self.record(path, layer, args, kwargs, out)
+            return out
+        return call
+
+    def record(self, path: str, layer: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        import tensorflow as tf
+
+        self.calls[path] += 1
+        call_path = path if self.calls[path] == 1 else f"{path}#{self.calls[path]}"
+        given = [t for t in tf.nest.flatten((args, {k: v for k, v in kwargs.items() if k != "mask"}))
+                 if tf.is_tensor(t)]
+        producers = tuple(dict.fromkeys(p for p in (self.producer(t) for t in given) if p is not None))
+        site = describe(layer, call_path, producers, masked=kwargs.get("mask") is not None)
+        produced = [t for t in tf.nest.flatten(out) if tf.is_tensor(t)]
+        for t in produced:
+            self.producer_of.setdefault(t.ref(), call_path)  # innermost layer wins over its container
+        if produced and self.keep(site):
+            self.recorded.append((site, produced[0]))
+
+
+@contextmanager
+def _recording_calls(model: Any, recorder: _Recorder) -> Iterator[None]:
+    """Wrap every layer's ``call`` while the block traces; the wrappers are
+    removed however the block ends, so the user's model is never changed."""
+    patched: list[tuple[Any, bool, Any]] = []
+    try:
+        for path, layer in layer_paths(model):
+            own = layer.__dict__.get("call")
+            patched.append((layer, own is not None, own))
+            object.__setattr__(layer, "call", recorder.wrap(path, layer, layer.call))
+        yield
+    finally:
+        for layer, had_own, own in reversed(patched):
+            if had_own:
+                object.__setattr__(layer, "call", own)
+            else:
+                object.__delattr__(layer, "call")

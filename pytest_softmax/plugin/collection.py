@@ -10,6 +10,8 @@ empty folder checks that one file.  The items are ordinary pytest items:
 like any test.
 
 Standard library and pytest only: this module is imported at start-up.
+Which files are models is the adapter registry's knowledge (by suffix and
+directory marker, without importing any framework).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..adapters.registry import is_model_directory, model_suffixes
+from ..settings import MarkerSettings
+from .keys import SETUP_PREFIX, replay_command_key
+from .runner import run_item_check
+
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-# Kept equal to keras_adapter.MODEL_SUFFIXES (a test asserts it); that module
-# imports numpy, which this one must not.
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_SUFFIXES = model_suffixes()
 NODE_PREFIX = "softmax"
 MODELS_INI = "softmax_models"
 MODELS_HELP = (
@@ -99,8 +104,10 @@ def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSour
         candidates = [candidate]
     paths: list[Path] = []
     named = not _GLOB_CHARS.search(pattern)
+    visited: set[Path] = set()
     for candidate in candidates:
-        paths.extend(_models_in(candidate.resolve(), named=named))
+        paths.extend(_models_in(candidate.resolve(), visited, named=named))
+    paths = list(dict.fromkeys(paths))
     if not paths:
         raise pytest.UsageError(
             f"pytest-softmax: {origin}: {raw!r} holds no model "
@@ -109,27 +116,29 @@ def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSour
     return [ModelSource(path=p, name=_display(p, rootpath), origin=origin) for p in paths]
 
 
-def _is_saved_model(path: Path) -> bool:
-    return path.is_dir() and (path / "saved_model.pb").is_file()
-
-
-def _models_in(path: Path, *, named: bool = False) -> list[Path]:
+def _models_in(path: Path, visited: set[Path], *, named: bool = False) -> list[Path]:
     """A model file or SavedModel itself, or the models found below a directory
-    (sorted, so every xdist worker collects the same items in the same order)."""
+    (sorted, so every xdist worker collects the same items in the same order).
+    Each real directory is walked once: a symlink back up the tree (``ln -s .
+    again``) neither repeats models nor loops."""
+    path = path.resolve()
     if path.is_file():
         # A file named explicitly is checked whatever its suffix: the loader
         # then says why it is not a model, instead of the file being ignored.
         return [path] if named or path.suffix.lower() in MODEL_SUFFIXES else []
-    if _is_saved_model(path):
+    if path in visited:
+        return []
+    visited.add(path)
+    if is_model_directory(path):
         return [path]
     found: list[Path] = []
     for child in sorted(path.iterdir()):
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            found.extend(_models_in(child))
+            found.extend(_models_in(child, visited))
         elif child.suffix.lower() in MODEL_SUFFIXES:
-            found.append(child)
+            found.append(child.resolve())
     return found
 
 
@@ -148,25 +157,23 @@ class SoftmaxModelItem(pytest.Item):
         self.source = source
         # `-k softmax_model` selects every generated check.
         self.extra_keyword_matches.add("softmax_model")
+        self.stash[replay_command_key] = self.replay_command()
 
     def runtest(self) -> None:
         # The check goes through the same code path as a marked test, so
         # settings, seed, example database namespace and report recording
         # are shared; the model is loaded there (once per process).
-        from . import plugin
-        from .settings import MarkerSettings
-
-        plugin._check(self, self.source.path, MarkerSettings())
+        run_item_check(self, self.source.path, MarkerSettings())
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None,
     ) -> str | TerminalRepr:
-        from .report import SoftmaxInvariantError, SoftmaxSetupError
+        from ..errors import SoftmaxInvariantError, SoftmaxSetupError
 
         if isinstance(excinfo.value, SoftmaxInvariantError):
             return str(excinfo.value)
         if isinstance(excinfo.value, SoftmaxSetupError):
-            return f"pytest-softmax: {excinfo.value}"
+            return f"{SETUP_PREFIX}{excinfo.value}"
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -1,113 +1,39 @@
-"""Keras 3 / TensorFlow adapter: loading, input signature, compiled forward.
+"""Adapter for a built ``keras.Model``: input signature, compiled forward.
 
-TensorFlow is imported here and only here, and only when a check runs.
+TensorFlow is imported here and only when a check runs.
 """
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..model_errors import first_line
-from ..report import SoftmaxSetupError
-from ..safe_loading import OPT_IN, inspect_model_file
-from .base import InputSpec, OutputSpec
+from ...core.arrays import is_numeric
+from ...errors import SoftmaxSetupError
+from ..base import InputSpec, ModelFailure, OutputSpec
+from . import errors, state
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+if TYPE_CHECKING:
+    from ...core.probing import LayerRecord, LayerSite, ProbeResult
+
 # Inputs to a float16-computing model stay well inside float16's range
 # (65504), so that Inf comes from the model, not from casting the input.
 FLOAT16_COMPUTE_INPUT_LIMIT = 1e3
-ACCEPTED = (
-    "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
-    "or a SavedModel directory"
-)
 
 # Compiled forward functions, one per model object for the whole session:
 # tracing costs far more than a forward pass, so tests sharing a model share it.
 _FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
 _UNSIGNED_FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
-_LOADED: dict[tuple[str, float, bool], Any] = {}
 
 
 def _keras() -> Any:
     import keras
 
     return keras
-
-
-def load_path(path: Path, *, safe_mode: bool) -> Any:
-    """Load a model file or SavedModel directory, once per process."""
-    if not path.exists():
-        raise SoftmaxSetupError(f"model path {str(path)!r} does not exist; expected {ACCEPTED}")
-    key = (str(path.resolve()), path.stat().st_mtime, safe_mode)
-    if key in _LOADED:
-        return _LOADED[key]
-    if path.is_dir():
-        if not (path / "saved_model.pb").exists():
-            raise SoftmaxSetupError(
-                f"model path {str(path)!r} is a directory but not a SavedModel "
-                "(it has no saved_model.pb); pass a .keras / .h5 file or a SavedModel directory"
-            )
-        import tensorflow as tf
-
-        try:
-            loaded = tf.saved_model.load(str(path))
-        except Exception as exc:  # a corrupt saved_model.pb or missing variables
-            raise SoftmaxSetupError(
-                f"could not load SavedModel directory {str(path)!r}: {first_line(exc)}; save it again"
-            ) from exc
-        model: Any = SavedModelSignature(loaded, str(path))
-    elif path.suffix.lower() not in MODEL_SUFFIXES:
-        raise SoftmaxSetupError(
-            f"model path {str(path)!r} is not a .keras or .h5 file nor a SavedModel directory"
-        )
-    else:
-        # Reads the raw file first: refuses code in safe mode and names what a
-        # non-model file is, before Keras deserialises anything.
-        inspect_model_file(path, safe_mode=safe_mode)
-        try:
-            model = _keras().saving.load_model(str(path), compile=False, safe_mode=safe_mode)
-        except Exception as exc:  # Keras raises many types for unreadable files
-            hint = f"; if you trust this file, {OPT_IN}" if safe_mode and "safe_mode" in str(exc) else ""
-            raise SoftmaxSetupError(
-                f"could not load model file {str(path)!r}: {first_line(exc)}{hint}"
-            ) from exc
-    _LOADED[key] = model
-    return model
-
-
-def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
-    """A Keras model (or SavedModel signature) from what the user passed."""
-    if isinstance(source, (str, os.PathLike)):
-        return load_path(Path(os.fspath(source)), safe_mode=safe_mode)
-    keras = _keras()
-    if isinstance(source, keras.Model):
-        return source
-    if callable(source) and not isinstance(source, keras.layers.Layer):
-        try:
-            built = source()
-        except Exception as exc:
-            name = getattr(source, "__name__", repr(source))
-            raise SoftmaxSetupError(f"model factory {name}() raised {type(exc).__name__}: {exc}") from exc
-        if isinstance(built, (str, os.PathLike, keras.Model)):
-            return resolve_model(built, safe_mode=safe_mode)
-        raise SoftmaxSetupError(
-            f"model factory {getattr(source, '__name__', source)!r} returned "
-            f"{type(built).__name__}, not a keras.Model"
-        )
-    raise SoftmaxSetupError(f"cannot check {type(source).__name__} {source!r:.80}: expected {ACCEPTED}")
-
-
-def adapt(source: object, *, safe_mode: bool = True) -> "KerasModelAdapter | SavedModelSignature":
-    model = resolve_model(source, safe_mode=safe_mode)
-    if isinstance(model, SavedModelSignature):
-        return model
-    return KerasModelAdapter(model)
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -199,7 +125,7 @@ class KerasModelAdapter:
 
         def as_input(value: Any, name: str) -> Any:
             array = np.asarray(value)
-            if array.dtype.kind not in "biuf" or array.ndim < 1:
+            if not is_numeric(array.dtype) or array.ndim < 1:
                 raise SoftmaxSetupError(f"inputs= {name!r} holds {array.dtype} values")
             shape = (None,) * (array.ndim - 1) + tuple(array.shape[-1:])
             return keras.Input(batch_shape=shape, dtype=array.dtype.name, name=name)
@@ -221,7 +147,7 @@ class KerasModelAdapter:
         except (AttributeError, ValueError):
             return getattr(self.model, "outputs", None)
 
-    def _named_inputs(self) -> list[tuple[str, Any]]:
+    def named_inputs(self) -> list[tuple[str, Any]]:
         structure = self._inputs
         if isinstance(structure, dict):
             return list(structure.items())
@@ -238,7 +164,7 @@ class KerasModelAdapter:
         if self._no_signature is not None:
             raise self._no_signature
         specs = []
-        for name, tensor in self._named_inputs():
+        for name, tensor in self.named_inputs():
             shape = tuple(tensor.shape)[1:]
             dtype = _dtype_name(tensor.dtype)
             if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False) or dtype == "string":
@@ -294,13 +220,13 @@ class KerasModelAdapter:
             return "output", "unknown"
         return str(layer.name), type(layer).__name__
 
-    def _compiled_forward(self) -> Callable[..., Any]:
+    def compiled_forward(self) -> Callable[..., Any]:
         cached = _FORWARD_CACHE.get(self.model)
         if cached is not None:
             return cached
         import tensorflow as tf
 
-        named = self._named_inputs()
+        named = self.named_inputs()
         structure = self._inputs
         signature = [
             tf.TensorSpec((None, *tuple(t.shape)[1:]), _dtype_name(t.dtype), name=None) for _, t in named
@@ -336,7 +262,7 @@ class KerasModelAdapter:
 
         if self._inputs is None:
             return self._forward_without_signature(inputs)
-        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self._feed_dtypes())]
+        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self.feed_dtypes())]
         return [np.asarray(y) for y in self._concrete_forward()(*tensors)]
 
     def _concrete_forward(self) -> Callable[..., Any]:
@@ -344,11 +270,11 @@ class KerasModelAdapter:
         skips the per-call signature binding (~15% of a small model's pass)."""
         concrete: Callable[..., Any] | None = getattr(self, "_concrete_cache", None)
         if concrete is None:
-            concrete = self._compiled_forward().get_concrete_function()  # type: ignore[attr-defined]
+            concrete = self.compiled_forward().get_concrete_function()  # type: ignore[attr-defined]
             self._concrete_cache = concrete
         return concrete
 
-    def _feed_dtypes(self) -> list[Any]:
+    def feed_dtypes(self) -> list[Any]:
         """The input dtypes as TensorFlow dtypes, derived once per adapter
         rather than on every forward call (``input_specs`` walks the layers)."""
         cached: list[Any] | None = getattr(self, "_feed_dtypes_cache", None)
@@ -356,7 +282,7 @@ class KerasModelAdapter:
             import tensorflow as tf
 
             # From the tensors, not input_specs(): string inputs given by inputs= are fed as is.
-            cached = [tf.as_dtype(_dtype_name(t.dtype)) for _, t in self._named_inputs()]
+            cached = [tf.as_dtype(_dtype_name(t.dtype)) for _, t in self.named_inputs()]
             self._feed_dtypes_cache = cached
         return cached
 
@@ -377,62 +303,26 @@ class KerasModelAdapter:
             list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
         return [np.asarray(y) for y in flat]
 
-    # Per-layer probing (keras_probe.py): traced only when a failure needs
+    # Per-layer probing (probe.py): traced only when a failure needs
     # explaining or the model has softmax sites inside it.
-    def probe(self, inputs: Sequence[np.ndarray]) -> Any:
-        from .keras_probe import KerasProbe
+    def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        from .probe import KerasProbe
 
         return KerasProbe(self).run(inputs)
 
-    def internal_softmax_sites(self) -> list[Any]:
-        from .keras_probe import static_softmax_sites
+    def internal_softmax_sites(self) -> list[LayerSite]:
+        from .probe import static_softmax_sites
 
         outputs = {spec.layer_name for spec in self.output_specs()}
         return [site for site in static_softmax_sites(self.model) if site.name not in outputs]
 
-    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Any]]:
-        from .keras_probe import KerasProbe
+    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
+        from .probe import KerasProbe
 
         return KerasProbe(self).forward_with_sites(inputs)
 
+    def explain_error(self, exc: BaseException) -> ModelFailure:
+        return errors.explain(exc)
 
-class SavedModelSignature:
-    """A TensorFlow SavedModel's ``serving_default`` signature.  Loading it
-    runs no Python code from the directory; layers are not visible, so
-    failures name the signature output only."""
-
-    def __init__(self, loaded: Any, path: str) -> None:
-        self.path = path
-        signatures = getattr(loaded, "signatures", {})
-        if "serving_default" not in signatures:
-            raise SoftmaxSetupError(f"SavedModel {path!r} has no serving_default signature")
-        self._fn = signatures["serving_default"]
-        self._loaded = loaded  # keeps the variables alive
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).name
-
-    def input_specs(self) -> list[InputSpec]:
-        _, kwargs = self._fn.structured_input_signature
-        return [
-            InputSpec(name=name, shape=tuple(spec.shape)[1:], dtype=spec.dtype.name)
-            for name, spec in sorted(kwargs.items())
-        ]
-
-    def output_specs(self) -> list[OutputSpec]:
-        names = sorted(self._fn.structured_outputs)
-        return [OutputSpec(name, i, name, "SavedModel signature") for i, name in enumerate(names)]
-
-    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import tensorflow as tf
-
-        # The signature's specs are read once: parsing them costs more than a
-        # small model's forward pass.
-        if getattr(self, "_io_names", None) is None:
-            self._io_names = ([(s.name, s.dtype) for s in self.input_specs()],
-                              [s.name for s in self.output_specs()])
-        feeds, outputs = self._io_names
-        feed = {name: tf.convert_to_tensor(x, dtype=dtype) for (name, dtype), x in zip(feeds, inputs)}
-        result = self._fn(**feed)
-        return [np.asarray(result[name]) for name in outputs]
+    def preserved_state(self) -> AbstractContextManager[object]:
+        return state.preserved_state(self.model)

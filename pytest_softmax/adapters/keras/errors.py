@@ -1,4 +1,4 @@
-"""Turn exceptions raised by a framework into the one line a user needs.
+"""Turn exceptions raised by TensorFlow / Keras into the one line a user needs.
 
 TensorFlow's graph errors open with "Graph execution error:" and a
 traceback through Keras internals; the model's own message ("indices[0,0] =
@@ -11,7 +11,8 @@ TensorFlow.
 from __future__ import annotations
 
 import re
-import traceback
+
+from ..base import ModelFailure
 
 OUT_OF_MEMORY_CLASSES = frozenset({"ResourceExhaustedError", "MemoryError", "OutOfMemoryError"})
 _NOISE = (
@@ -71,10 +72,5 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def chained_traceback(exc: BaseException) -> str:
-    """The original exception behind a plugin error, formatted for
-    ``--tb=long`` below the plugin's own message."""
-    cause = exc.__cause__ or exc.__context__
-    if cause is None:
-        return ""
-    return "".join(traceback.format_exception(type(cause), cause, cause.__traceback__)).rstrip()
+def explain(exc: BaseException) -> ModelFailure:
+    return ModelFailure(model_error_message(exc), out_of_memory=is_out_of_memory(exc))

@@ -1,6 +1,6 @@
 """What each check found, as plain data that travels on pytest's reports.
 
-A check's :class:`~pytest_softmax.report.SoftmaxReport` is recorded on its
+A check's :class:`~pytest_softmax.core.report.SoftmaxReport` is recorded on its
 item when the engine returns (or raises).  When pytest builds the test report,
 the record becomes a plain dict (str, int, float, None, lists, dicts) set as
 the report's ``softmax_checks`` attribute: pytest reports carry extra
@@ -14,35 +14,23 @@ Standard library and pytest only: imported at start-up.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .keys import planned_check_key, recorded_key, setup_problem_key
+
 if TYPE_CHECKING:
-    from .report import SoftmaxReport
+    from ..core.report import SoftmaxReport
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 REPORT_ATTRIBUTE = "softmax_checks"
 COLLECTOR_NAME = "softmax-results"
 
-# Reports of the checks run by one test (the softmax_check fixture can run several).
-recorded_key = pytest.StashKey[list["SoftmaxReport"]]()
 _sent_key = pytest.StashKey[int]()
-# On the controller: every check's dict, in the order the reports arrived.
-collected_key = pytest.StashKey[list[dict[str, Any]]]()
-
-
-def record_report(item: pytest.Item, report: SoftmaxReport) -> None:
-    item.stash.setdefault(recorded_key, []).append(report)
-
-
-def replay_hint(item: pytest.Item) -> str:
-    """The failure's replay line, with ``{seed}`` left for the engine."""
-    command = getattr(item, "replay_command", None)
-    target = command() if callable(command) else f"pytest {item.nodeid!r}"
-    return f"rerun with: {target} --hypothesis-seed={{seed}}"
 
 
 def plain(value: Any) -> Any:
@@ -54,6 +42,8 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if value is None or isinstance(value, (bool, int, str)):
@@ -62,21 +52,12 @@ def plain(value: Any) -> Any:
 
 
 def _layer_at_fault(report: SoftmaxReport) -> str | None:
-    """The layer the report blames: the diagnosis' own answer when the engine
-    gives one (``layer_at_fault``), else the output layer that broke."""
+    """The layer the report blames: the diagnosis' answer, else the output
+    layer that broke."""
     if report.passed:
         return None
-    blamed = getattr(report, "layer_at_fault", None)
-    if blamed:
-        if isinstance(blamed, str):
-            return blamed
-        path = getattr(blamed, "path", None) or getattr(blamed, "name", None)
-        cls = getattr(blamed, "layer_class", None) or getattr(blamed, "cls", None)
-        return f"{path} ({cls})" if cls else str(path or blamed)
-    # The layer diagnosis marks its culprit in the "layers examined" table.
-    for layer in getattr(report, "layers", None) or []:
-        if str(getattr(layer, "verdict", "")).startswith("at fault"):
-            return f"{layer.path} ({layer.layer_class})"
+    if report.layer_at_fault:
+        return report.layer_at_fault
     first = report.violations[0] if report.violations else None
     if first is None or not first.layer_name:
         return None
@@ -119,8 +100,6 @@ def _source_of(item: pytest.Item, report: SoftmaxReport | None) -> str:
     source = getattr(item, "source", None)
     if source is not None and hasattr(source, "name"):
         return str(source.name)
-    from .plugin import planned_check_key  # plugin imports this module at start-up
-
     planned = item.stash.get(planned_check_key, None)
     marked = planned.marker.model if planned is not None else None
     if marked is None:
@@ -136,16 +115,14 @@ def _source_of(item: pytest.Item, report: SoftmaxReport | None) -> str:
 def _is_setup_problem(item: pytest.Item, call: pytest.CallInfo[None]) -> str | None:
     """The message of a check that could not start, if that is why this
     phase failed: a SoftmaxSetupError, or the plugin's own setup failure."""
-    from .report import SoftmaxSetupError
+    from ..errors import SoftmaxSetupError
 
-    if call.excinfo is None:
-        return None
-    exc = call.excinfo.value
-    if isinstance(exc, SoftmaxSetupError):
-        return f"pytest-softmax: {exc}"
-    message = str(getattr(exc, "msg", "") or "")
-    if isinstance(exc, pytest.fail.Exception) and message.startswith("pytest-softmax:"):
-        return message
+    problem = item.stash.get(setup_problem_key, None)
+    if problem is not None:
+        del item.stash[setup_problem_key]
+        return problem
+    if call.excinfo is not None and isinstance(call.excinfo.value, SoftmaxSetupError):
+        return f"pytest-softmax: {call.excinfo.value}"
     return None
 
 
@@ -181,19 +158,20 @@ def junit_properties(entry: Mapping[str, Any]) -> list[tuple[str, object]]:
 
 class ReportCollector:
     """Keeps the checks each report carries, from this process or from a
-    pytest-xdist worker (whose reports the controller receives here too)."""
+    pytest-xdist worker (whose reports the controller receives here too).
+    Registered as a plugin in ``pytest_configure``, unregistered at
+    ``pytest_unconfigure``."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entries = getattr(report, REPORT_ATTRIBUTE, None)
-        if entries:
-            self.config.stash.setdefault(collected_key, []).extend(entries)
+        self.entries.extend(getattr(report, REPORT_ATTRIBUTE, None) or [])
 
 
 def collected(config: pytest.Config) -> list[dict[str, Any]]:
-    return config.stash.get(collected_key, [])
+    collector = config.pluginmanager.get_plugin(COLLECTOR_NAME)
+    return collector.entries if isinstance(collector, ReportCollector) else []
 
 
 def is_worker(config: pytest.Config) -> bool:

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from .results import ERROR, FAILED, PASSED, plain
-from .settings import SessionSettings, resolve
+from ..settings import SessionSettings, resolve
+from .records import ERROR, FAILED, PASSED, collected, is_worker, plain
+from .runner import session_settings
 
 SCHEMA_VERSION = 1
 TOOL = "pytest-softmax"
@@ -33,8 +34,7 @@ REPORT_HELP = (
     "the file is replaced atomically, and only if it is missing or an earlier pytest-softmax report"
 )
 
-report_path_key = pytest.StashKey[Path]()
-written_key = pytest.StashKey[Path]()
+PLUGIN_NAME = "softmax-json-report"
 
 
 def add_options(group: pytest.OptionGroup) -> None:
@@ -43,9 +43,9 @@ def add_options(group: pytest.OptionGroup) -> None:
 
 def configure(config: pytest.Config) -> None:
     """Decide where the report goes and refuse, before any test runs, a
-    path that holds something else."""
+    path that holds something else; register the writer only then."""
     raw = config.getoption("softmax_report", None)
-    if not raw or hasattr(config, "workerinput"):
+    if not raw or is_worker(config):
         return
     path = (config.invocation_params.dir / os.path.expanduser(raw)).resolve()
     if path.is_dir():
@@ -55,7 +55,13 @@ def configure(config: pytest.Config) -> None:
             f"pytest-softmax: --softmax-report {raw}: the file exists and is not a pytest-softmax "
             "report; the plugin never overwrites other files: remove it or choose another path"
         )
-    config.stash[report_path_key] = path
+    config.pluginmanager.register(JsonReport(config, path), PLUGIN_NAME)
+
+
+def unconfigure(config: pytest.Config) -> None:
+    report = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    if report is not None:
+        config.pluginmanager.unregister(report, PLUGIN_NAME)
 
 
 def is_own_report(path: Path) -> bool:
@@ -81,7 +87,7 @@ def settings_document(session: SessionSettings, config: pytest.Config) -> dict[s
     for name, value in plain(session).items():
         if name not in document and name != "sources":
             document[name] = plain(getattr(resolved, name, value))
-    document["sources"] = dict(session.sources)
+    document["sources"] = {name: str(source) for name, source in session.sources.items()}
     document["hypothesis_seed"] = plain(config.getoption("hypothesis_seed", None))
     document["hypothesis_profile"] = plain(config.getoption("hypothesis_profile", None))
     return document
@@ -130,15 +136,20 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
         raise
 
 
-def write(config: pytest.Config, entries: Sequence[dict[str, Any]], session: SessionSettings,
-          exit_status: int) -> None:
-    path = config.stash.get(report_path_key, None)
-    if path is not None:
-        write_atomic(path, build(entries, settings_document(session, config), exit_status))
-        config.stash[written_key] = path
+class JsonReport:
+    """Writes the document at the end of the session (on the controller only)."""
 
+    def __init__(self, config: pytest.Config, path: Path) -> None:
+        self.config = config
+        self.path = path
+        self.written = False
 
-def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    path = config.stash.get(written_key, None)
-    if path is not None:
-        terminalreporter.write_sep("-", f"softmax report: {path}")
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        document = build(collected(self.config), settings_document(session_settings(self.config), self.config),
+                         int(exitstatus))
+        write_atomic(self.path, document)
+        self.written = True
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.written:
+            terminalreporter.write_sep("-", f"softmax report: {self.path}")

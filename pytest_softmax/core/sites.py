@@ -16,23 +16,24 @@ plain forward, so no example is computed twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .invariants import as_float64, check_batch, violations_of
+from ..adapters.base import LayerProbing, ModelAdapter
+from ..settings import CheckSettings
+from ..tolerance import normalize_dtype_name
+from .arrays import as_float64
+from .invariants import check_batch, violations_of
 from .probing import LayerRecord, normalize_axes
 from .report import Violation
-from .settings import CheckSettings
-from .tolerance import normalize_dtype_name
 
 
 @dataclass
 class SiteChecker:
     """Runs the model with its softmax sites exposed and checks each site."""
 
-    adapter: Any
+    adapter: LayerProbing
     settings: CheckSettings
     worst: dict[str, float] = field(default_factory=dict)
     single_class: dict[str, str] = field(default_factory=dict)
@@ -63,8 +64,7 @@ class SiteChecker:
         if site.masked:
             rows = rows[~np.all(rows == 0.0, axis=-1)]
         dtype = normalize_dtype_name(output.dtype)
-        atol = self.settings.atol_for(dtype, n_classes)
-        result = check_batch(rows, -1, atol, self.settings.rtol)
+        result = check_batch(rows, -1, self.settings.tolerance_for(dtype, n_classes))
         if np.isfinite(result.worst_error):
             self.worst[site.path] = max(self.worst.get(site.path, 0.0), result.worst_error)
         violations = violations_of(
@@ -82,19 +82,16 @@ class SiteChecker:
 
 
 def _as_site(violation: Violation, path: str, axis: int) -> Violation:
-    from dataclasses import replace
-
     return replace(violation, site=path, axis=axis, worst_row=(), worst_row_values=())
 
 
-def site_checker(adapter: Any, settings: CheckSettings) -> SiteChecker | None:
+def site_checker(adapter: ModelAdapter, settings: CheckSettings) -> SiteChecker | None:
     """A checker when the model has softmax sites besides its outputs, else
     ``None`` (the search then uses the plain forward pass)."""
-    internal = getattr(adapter, "internal_softmax_sites", None)
-    if internal is None or not hasattr(adapter, "forward_with_sites"):
+    if not isinstance(adapter, LayerProbing):
         return None
     try:
-        if not internal():
+        if not adapter.internal_softmax_sites():
             return None
     except Exception:  # noqa: BLE001 - a model the probe cannot read: the outputs are still checked
         return None

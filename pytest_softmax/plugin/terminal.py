@@ -10,12 +10,16 @@ Standard library and pytest only: imported at start-up.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from .results import ERROR, FAILED, PASSED, collected, is_worker
+from ..settings import SessionSettings, resolve
+from .collection import configured_models
+from .keys import MARKER_NAME
+from .records import ERROR, FAILED, PASSED, collected, is_worker
 
 SECTION = "softmax invariants"
 MAX_FAILURES = 30  # without -v; the failure sections above hold every detail anyway
@@ -100,9 +104,32 @@ def terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
 def wants_header(config: pytest.Config, items: Sequence[pytest.Item] | None = None) -> bool:
     """Whether the settings header belongs in this run's output: with -v, or
     when the plugin has anything to check."""
-    from .collection import configured_models
-    from .plugin import MARKER_NAME
-
     if config.get_verbosity() >= 1 or configured_models(config):
         return True
     return items is not None and any(item.get_closest_marker(MARKER_NAME) for item in items)
+
+
+def settings_header(session: SessionSettings, config: pytest.Config) -> str:
+    """The settings in force and how failures replay, for the run's header."""
+    resolved = resolve(session)
+    atol = "dtype-aware default" if resolved.atol is None and resolved.ini_atol is None else (
+        resolved.atol if resolved.atol is not None else resolved.ini_atol)
+    per_dtype = "".join(f", atol[{d}]={v:g}" for d, v in session.atol_by_dtype.items())
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        seed = "derandomized by the Hypothesis profile" if _profile_derandomizes() else "random per check"
+    return (
+        f"softmax: atol={atol}{per_dtype}, rtol={resolved.rtol:g}, max_examples={resolved.max_examples}, "
+        f"batch_size={resolved.batch_size}, hypothesis seed={seed}"
+    )
+
+
+def _profile_derandomizes() -> bool:
+    # Only when Hypothesis is already imported (its own plugin usually has
+    # done it): the header must not be the reason it gets imported.
+    hypothesis = sys.modules.get("hypothesis")
+    settings = getattr(hypothesis, "settings", None)
+    try:
+        return bool(settings is not None and settings().derandomize)
+    except Exception:  # a profile that cannot be read is Hypothesis' error to report
+        return False

@@ -5,8 +5,8 @@ one batch and returns a :class:`ProbeResult`: one :class:`LayerRecord` per
 layer call, in the order the calls finished (so a nested model comes after
 the layers inside it), each with the layer's static description
 (:class:`LayerSite`) and its output as a numpy array.  The diagnosis rules
-(:mod:`pytest_softmax.diagnosis`) and the internal-site check
-(:mod:`pytest_softmax.sites`) read only these types.
+(:mod:`pytest_softmax.core.diagnosis`) and the internal-site check
+(:mod:`pytest_softmax.core.sites`) read only these types.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .invariants import as_float64
+from .arrays import as_float64, is_float, nonfinite_count, row_sum_errors
 
 # Layer kinds the diagnosis treats specially.
 SOFTMAX = "softmax"          # a Softmax layer, Activation('softmax'), Dense(..., activation='softmax')
@@ -74,15 +74,13 @@ class LayerRecord:
 
     @property
     def nonfinite(self) -> int:
-        if self.output is None or self.output.dtype.kind not in "fc" and self.output.dtype.name != "bfloat16":
-            return 0
-        return int((~np.isfinite(as_float64(self.output))).sum())
+        return 0 if self.output is None else nonfinite_count(self.output)
 
     @property
     def infinite(self) -> int:
         """How many values are +/-Inf (as opposed to NaN): a division by zero
         makes Inf, a hand-written exp(x) / sum(exp(x)) makes Inf / Inf = NaN."""
-        if self.output is None or self.output.dtype.kind not in "fc" and self.output.dtype.name != "bfloat16":
+        if self.output is None or not is_float(self.output.dtype):
             return 0
         return int(np.isinf(as_float64(self.output)).sum())
 
@@ -99,12 +97,10 @@ class LayerRecord:
         has no such axis); rows holding NaN/Inf are left out."""
         if self.output is None or self.output.ndim < 2:
             return float("nan")
-        values = as_float64(self.output)
-        axes = normalize_axes(axis, values.ndim)
+        axes = normalize_axes(axis, self.output.ndim)
         if axes is None or 0 in axes:
             return float("nan")
-        sums = values.sum(axis=axes)
-        errors = np.abs(sums - 1.0)
+        errors = row_sum_errors(self.output, axes)
         errors = errors[np.isfinite(errors)]
         return float(errors.max()) if errors.size else float("nan")
 

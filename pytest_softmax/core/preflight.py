@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .adapters.base import InputSpec, ModelAdapter, OutputSpec
-from .inputs import ArrayRecipe, concrete_shape
-from .model_errors import is_out_of_memory, model_error_message
-from .report import SoftmaxSetupError
+from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, explain_error
+from ..errors import SoftmaxSetupError
+from .arrays import as_float64, can_be_nonfinite
+from .inputs.recipes import ArrayRecipe, concrete_shape
 
 PROBE_VARIABLE_SIZE = 4
 
@@ -36,10 +36,11 @@ class StopCheck(BaseException):
 
 
 def out_of_memory(adapter: ModelAdapter, rows: int, exc: BaseException) -> SoftmaxSetupError:
+    smaller = max(rows // 4, 1)
     error = SoftmaxSetupError(
         f"ran out of memory running model {adapter.name!r} on a batch of {rows} rows "
-        f"({model_error_message(exc)}); lower the batch size: softmax_batch_size = {max(rows // 4, 1)} "
-        f"in the ini file, --softmax-batch-size={max(rows // 4, 1)}, or the marker's batch_size="
+        f"({explain_error(adapter, exc).message}); lower the batch size: softmax_batch_size = {smaller} "
+        f"in the ini file, --softmax-batch-size={smaller}, or the marker's batch_size="
     )
     error.__cause__ = exc
     return error
@@ -50,14 +51,14 @@ def require_finite_inputs(specs: Sequence[InputSpec], arrays: Sequence[np.ndarra
     data at fault, not the model."""
     for spec, array in zip(specs, arrays):
         values = np.asarray(array)
-        if values.dtype.kind not in "fc":
+        if not can_be_nonfinite(values.dtype):
             continue
-        bad = ~np.isfinite(values)
+        bad = ~np.isfinite(values if values.dtype.kind == "c" else as_float64(values))
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise SoftmaxSetupError(
                 f"inputs= holds values that are not finite: input {spec.name!r} has {int(bad.sum())} "
-                f"NaN/Inf values (the first at index {list(first)}: {float(values[first]):g}); the check needs "
+                f"NaN/Inf values (the first at index {list(first)}: {values[first]}); the check needs "
                 "finite inputs, so fix the test's inputs (the model is not at fault)"
             )
 
@@ -98,33 +99,47 @@ def preflight(
     if given is not None:
         require_finite_inputs(specs, given)
     batch = tuple(given) if given is not None else probe_batch(specs, batch_size)
-    rows = int(batch[0].shape[0]) if batch and np.ndim(batch[0]) else batch_size
+    first = _first_run(adapter, specs, batch, batch_size, user_given=given is not None)
+    if first is None:
+        return
+    for spec in outputs:
+        validate(spec, first[spec.index])
+    _require_deterministic(adapter, outputs, first, adapter.forward(batch))
+
+
+def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[np.ndarray, ...],
+               batch_size: int, *, user_given: bool) -> list[np.ndarray] | None:
+    """The outputs on the plain batch; ``None`` when the user's own batch
+    raised (the search reports that with its input)."""
     try:
-        first = adapter.forward(batch)
+        return adapter.forward(batch)
     except Exception as exc:
-        if is_out_of_memory(exc):
+        failure = explain_error(adapter, exc)
+        if failure.out_of_memory:
+            rows = int(batch[0].shape[0]) if batch and np.ndim(batch[0]) else batch_size
             raise out_of_memory(adapter, rows, exc) from exc
-        if given is not None:
-            return
+        if user_given:
+            return None
         described = "; ".join(f"{s.name!r}: {s.dtype} {list(a.shape)}" for s, a in zip(specs, batch))
         raise SoftmaxSetupError(
             f"model {adapter.name!r} raised on a plain input built from its input signature ({described}): "
-            f"{model_error_message(exc)}. If the model needs inputs of another shape, range or dtype than "
-            "its signature says, pass inputs= with arrays or a Hypothesis strategy it accepts, e.g. @pytest.mark.softmax_invariant("
-            f"{inputs_example(specs)})"
+            f"{failure.message}. If the model needs inputs of another shape, range or dtype than "
+            "its signature says, pass inputs= with arrays or a Hypothesis strategy it accepts, e.g. "
+            f"@pytest.mark.softmax_invariant({inputs_example(specs)})"
         ) from exc
-    for spec in outputs:
-        validate(spec, first[spec.index])
-    second = adapter.forward(batch)
+
+
+def _require_deterministic(adapter: ModelAdapter, outputs: Sequence[OutputSpec], first: list[np.ndarray],
+                           second: list[np.ndarray]) -> None:
     for spec in outputs:
         a, b = np.asarray(first[spec.index]), np.asarray(second[spec.index])
-        if not np.array_equal(a, b, equal_nan=True):
-            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-            largest = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
-            raise SoftmaxSetupError(
-                f"model {adapter.name!r} is not deterministic in inference mode: two calls on the same input "
-                f"gave different values on output {spec.name!r} ({spec.layer_name}: {spec.layer_class}), "
-                f"differing by up to {largest:.3g}. A layer draws random numbers with training=False (a "
-                "custom layer calling keras.random or tf.random?); make it honour `training`, "
-                "or check a deterministic variant of the model"
-            )
+        if np.array_equal(a, b, equal_nan=True):
+            continue
+        diff = np.abs(as_float64(a) - as_float64(b))
+        largest = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
+        raise SoftmaxSetupError(
+            f"model {adapter.name!r} is not deterministic in inference mode: two calls on the same input "
+            f"gave different values on {spec.label}, differing by up to {largest:.3g}. A layer draws random "
+            "numbers with training=False (a custom layer calling keras.random or tf.random?); make it "
+            "honour `training`, or check a deterministic variant of the model"
+        )

@@ -1,0 +1,107 @@
+"""From what the user passed (a model, a factory, a path) to an adapter.
+
+A model file is inspected before Keras reads it (``safe_loading``) and
+loaded once per process per file content: tests that share a file share
+the loaded model and its traced forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ...errors import SoftmaxSetupError
+from ..base import ModelAdapter
+from .errors import first_line
+from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
+from .safe_loading import OPT_IN, inspect_model_file
+
+ACCEPTED = (
+    "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
+    "or a SavedModel directory"
+)
+
+# Loaded models by file identity: a file replaced in place (same path, even
+# the same mtime) has another inode, size or mtime_ns and is loaded anew.
+_LOADED: dict[tuple[Any, ...], Any] = {}
+
+
+def _keras() -> Any:
+    import keras
+
+    return keras
+
+
+def _identity(path: Path, safe_mode: bool) -> tuple[Any, ...]:
+    stat = path.stat()
+    marker = path / SAVED_MODEL_MARKER if path.is_dir() else path
+    content = marker.stat() if marker.exists() else stat
+    return (str(path.resolve()), content.st_ino, content.st_size, content.st_mtime_ns, safe_mode)
+
+
+def load_path(path: Path, *, safe_mode: bool) -> Any:
+    """Load a model file or SavedModel directory, once per process."""
+    if not path.exists():
+        raise SoftmaxSetupError(f"model path {str(path)!r} does not exist; expected {ACCEPTED}")
+    key = _identity(path, safe_mode)
+    if key not in _LOADED:
+        _LOADED[key] = _load_directory(path, safe_mode) if path.is_dir() else _load_file(path, safe_mode)
+    return _LOADED[key]
+
+
+def _load_directory(path: Path, safe_mode: bool) -> Any:
+    if not (path / SAVED_MODEL_MARKER).exists():
+        raise SoftmaxSetupError(
+            f"model path {str(path)!r} is a directory but not a SavedModel "
+            f"(it has no {SAVED_MODEL_MARKER}); pass a .keras / .h5 file or a SavedModel directory"
+        )
+    from .saved_model import load_saved_model
+
+    return load_saved_model(path, safe_mode=safe_mode)
+
+
+def _load_file(path: Path, safe_mode: bool) -> Any:
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise SoftmaxSetupError(
+            f"model path {str(path)!r} is not a .keras or .h5 file nor a SavedModel directory"
+        )
+    # Reads the raw file first: refuses code in safe mode and names what a
+    # non-model file is, before Keras deserialises anything.
+    inspect_model_file(path, safe_mode=safe_mode)
+    try:
+        return _keras().saving.load_model(str(path), compile=False, safe_mode=safe_mode)
+    except Exception as exc:  # Keras raises many types for unreadable files
+        hint = f"; if you trust this file, {OPT_IN}" if safe_mode and "safe_mode" in str(exc) else ""
+        raise SoftmaxSetupError(f"could not load model file {str(path)!r}: {first_line(exc)}{hint}") from exc
+
+
+def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
+    """A Keras model (or SavedModel adapter) from what the user passed."""
+    if isinstance(source, (str, os.PathLike)):
+        return load_path(Path(os.fspath(source)), safe_mode=safe_mode)
+    keras = _keras()
+    if isinstance(source, keras.Model):
+        return source
+    if callable(source) and not isinstance(source, keras.layers.Layer):
+        try:
+            built = source()
+        except Exception as exc:
+            name = getattr(source, "__name__", repr(source))
+            raise SoftmaxSetupError(f"model factory {name}() raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(built, (str, os.PathLike, keras.Model)):
+            return resolve_model(built, safe_mode=safe_mode)
+        raise SoftmaxSetupError(
+            f"model factory {getattr(source, '__name__', source)!r} returned "
+            f"{type(built).__name__}, not a keras.Model"
+        )
+    raise SoftmaxSetupError(f"cannot check {type(source).__name__} {source!r:.80}: expected {ACCEPTED}")
+
+
+def adapt(source: object, *, safe_mode: bool = True) -> ModelAdapter:
+    model = resolve_model(source, safe_mode=safe_mode)
+    if isinstance(model, ModelAdapter):  # a SavedModel signature adapts itself
+        return model
+    from .adapter import KerasModelAdapter
+
+    return KerasModelAdapter(model)

@@ -1,0 +1,68 @@
+"""Which framework handles what the user passed.
+
+Standard library only: the pytest layer asks it at start-up which files are
+models (``--softmax-model DIR`` finds them by suffix), long before any
+framework may be imported.  A framework is one entry in :data:`FRAMEWORKS`:
+its formats (suffixes, the file that marks a model directory) and the
+module that adapts models, imported only when a check runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .keras import formats as keras_formats
+
+if TYPE_CHECKING:
+    from .base import ModelAdapter
+
+
+@dataclass(frozen=True)
+class Framework:
+    name: str
+    module: str  # exposes adapt(model, *, safe_mode) -> ModelAdapter
+    model_suffixes: tuple[str, ...]
+    directory_markers: tuple[str, ...]  # a directory holding one of these is a model
+
+
+FRAMEWORKS: tuple[Framework, ...] = (
+    Framework("keras", "pytest_softmax.adapters.keras.loading", keras_formats.MODEL_SUFFIXES,
+              keras_formats.DIRECTORY_MARKERS),
+)
+
+
+def model_suffixes() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for f in FRAMEWORKS for s in f.model_suffixes))
+
+
+def is_model_directory(path: Path) -> bool:
+    return path.is_dir() and any((path / m).is_file() for f in FRAMEWORKS for m in f.directory_markers)
+
+
+def _framework_for(model: object) -> Framework:
+    """The framework whose formats match a path; for objects the first
+    (Keras), whose adapter says plainly what it cannot check."""
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(os.fspath(model))
+        for framework in FRAMEWORKS:
+            if path.suffix.lower() in framework.model_suffixes or any(
+                (path / m).exists() for m in framework.directory_markers
+            ):
+                return framework
+    return FRAMEWORKS[0]
+
+
+def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
+    """The adapter for ``model`` (an adapter, a model object, a factory or a
+    path); raises ``SoftmaxSetupError`` naming what was passed and what is
+    accepted."""
+    from .base import ModelAdapter
+
+    if isinstance(model, ModelAdapter):
+        return model
+    adapter: ModelAdapter = import_module(_framework_for(model).module).adapt(model, safe_mode=safe_mode)
+    return adapter

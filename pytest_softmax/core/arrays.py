@@ -1,0 +1,52 @@
+"""Array helpers every part of the engine shares, written once.
+
+What counts as a float array (bfloat16 from ml_dtypes included: numpy
+reports its kind as ``'V'``), widening to float64 for sums, and the row-sum
+error ``|sum - 1|`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def is_float(dtype: Any) -> bool:
+    """Whether arrays of ``dtype`` hold real floats (bfloat16 included)."""
+    dtype = np.dtype(dtype)
+    return bool(dtype.kind == "f" or dtype.name == "bfloat16")
+
+
+def can_be_nonfinite(dtype: Any) -> bool:
+    """Real or complex floats: the dtypes that can hold NaN or Inf."""
+    return is_float(dtype) or np.dtype(dtype).kind == "c"
+
+
+def is_numeric(dtype: Any) -> bool:
+    """Booleans, integers and floats: values with a range worth printing."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "biu" or is_float(dtype)
+
+
+def as_float64(values: Any) -> np.ndarray:
+    """Widen any float output (bfloat16 included) to float64, so sums add no
+    rounding of their own that would be blamed on the model."""
+    return np.asarray(values).astype(np.float64)
+
+
+def row_sum_errors(values: np.ndarray, axis: int | Sequence[int] = -1) -> np.ndarray:
+    """``|sum - 1|`` of every row along ``axis``, in float64."""
+    summed = as_float64(values).sum(axis=axis if isinstance(axis, int) else tuple(axis))
+    errors: np.ndarray = np.abs(summed - 1.0)
+    return errors
+
+
+def nonfinite_count(values: Any) -> int:
+    """NaN and Inf values in a float array; 0 for any other dtype."""
+    array = np.asarray(values)
+    if not can_be_nonfinite(array.dtype):
+        return 0
+    widened = array if array.dtype.kind == "c" else as_float64(array)
+    return int((~np.isfinite(widened)).sum())

@@ -1,0 +1,117 @@
+"""Name the layer at fault and say why.
+
+Framework-neutral rules over a :class:`~pytest_softmax.probing.ProbeResult`
+(every layer's output on the failing input) and the failing violation.  Each
+rule returns one line a user can act on; :func:`diagnose` fills
+``report.diagnosis`` and the ``report.layers`` table.  The probe is built
+only here, after a failure, so healthy runs never pay for it.
+
+Rules, in the order they are tried:
+
+* low precision (no probe needed): a float16/bfloat16 output judged by a
+  tolerance stricter than that dtype allows;
+* first non-finite layer, with finite inputs (and an ``exp`` overflow in a
+  hand-written softmax);
+* starting from the layer that produced the output, looking through
+  shape-only layers: a softmax inside a gated recurrent cell; a softmax over
+  another axis; a layer after a softmax that changes the sums; no softmax
+  at all (logits, sigmoid, log_softmax, relu...).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...adapters.base import LayerProbing, ModelAdapter
+from ...tolerance import default_tolerance
+from ..kinds import MODEL_RAISED, NOT_FINITE
+from ..report import SoftmaxReport, Violation
+from ..sites import SiteChecker
+from .rules import explain
+
+MAX_PROBED_ROWS = 8
+LOW_PRECISION = ("float16", "bfloat16")
+
+
+class SoftmaxWarning(UserWarning):
+    """A softmax that cannot be wrong but is probably not what was meant
+    (over a single class)."""
+
+
+def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Sequence[np.ndarray] | None,
+             sites: SiteChecker | None = None) -> None:
+    """Explain ``report``'s first violation (if any) in place."""
+    _single_class_warnings(report, sites)
+    if sites is not None and report.passed:
+        report.notes.extend(sites.notes())
+    if report.passed or not report.violations or failing_inputs is None:
+        return
+    first = report.violations[0]
+    if first.kind == MODEL_RAISED:
+        return
+    precision = low_precision(first)
+    if precision:
+        report.diagnosis.append(precision)
+    if not isinstance(adapter, LayerProbing):
+        report.diagnosis.append(
+            f"cannot name the layer at fault: {adapter.name!r} does not expose its layers to the probe"
+        )
+        return
+    try:
+        result = adapter.probe(_probe_rows(failing_inputs, first))
+    except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
+        report.notes.append(f"the per-layer probe failed ({type(exc).__name__}: {exc}); no layer diagnosis")
+        return
+    output_index = _output_index(adapter, first)
+    lines, table = explain(result, first, output_index, skip_structure=bool(precision))
+    report.diagnosis.extend(lines)
+    report.layers = table
+    report.layer_at_fault = next(
+        (f"{row.path} ({row.layer_class})" for row in table if row.verdict.startswith("at fault")), None)
+
+
+def low_precision(violation: Violation) -> str | None:
+    """Rule 6: the tolerance in force is stricter than the dtype allows."""
+    if violation.dtype not in LOW_PRECISION or violation.kind == NOT_FINITE or violation.site:
+        return None
+    allowed = default_tolerance(violation.dtype, max(violation.n_classes, 2))
+    if violation.tolerance >= allowed:
+        return None
+    within = " (it is within what the dtype allows)" if violation.error <= allowed else ""
+    return (
+        f"low precision: the output is {violation.dtype} (a mixed-precision policy?) and the tolerance in force, "
+        f"{violation.tolerance:.3g}, is stricter than {violation.dtype} allows ({allowed:.3g}){within}: keep the "
+        f"final softmax in float32 (e.g. Dense(..., activation='softmax', dtype='float32')) or raise "
+        f"softmax_atol_{violation.dtype}"
+    )
+
+
+def _probe_rows(inputs: Sequence[np.ndarray], violation: Violation) -> list[np.ndarray]:
+    """At most a few rows of the failing batch, the worst row among them."""
+    rows = int(np.asarray(inputs[0]).shape[0]) if len(inputs) and np.ndim(inputs[0]) else 0
+    if rows <= MAX_PROBED_ROWS:
+        return list(inputs)
+    worst = violation.worst_row[0] if violation.worst_row else 0
+    keep = sorted({worst, *range(MAX_PROBED_ROWS - 1)})
+    return [np.asarray(x)[keep] for x in inputs]
+
+
+def _output_index(adapter: ModelAdapter, violation: Violation) -> int | None:
+    try:
+        specs = adapter.output_specs()
+    except Exception:  # noqa: BLE001 - no index: the output is then not localized
+        return None
+    return next((s.index for s in specs if s.name == violation.output), None)
+
+
+def _single_class_warnings(report: SoftmaxReport, sites: SiteChecker | None) -> None:
+    """Rule 7: a softmax over one class always returns 1."""
+    for path, layer_class in (sites.single_class if sites is not None else {}).items():
+        message = (f"{layer_class} {path!r} is a softmax over a single class: it always returns 1 and carries "
+                   "no information; use Dense(1, activation='sigmoid') for a yes/no output, or a softmax over 2+ "
+                   "classes")
+        report.notes.append(message)
+        warnings.warn(SoftmaxWarning(message), stacklevel=2)

@@ -1,0 +1,105 @@
+"""Hypothesis strategies for model inputs, built from the input signature.
+
+A batch for a vision model holds millions of numbers: far more than
+Hypothesis can draw one by one (and ``arrays()`` fills most of such a tensor
+with one repeated value).  So Hypothesis draws a compact *recipe* per input
+(a pattern, a scale, an offset, a seed and a few extreme values at chosen
+places) and numpy expands it.  Every part of a recipe shrinks towards the
+simplest input (a constant zero tensor), so a failure shrinks to a case that
+fits on one line and can be rebuilt exactly from that line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...adapters.base import InputSpec
+from .fill import float_values, int_values
+
+FLOAT_PATTERNS = ("constant", "normal", "uniform", "ramp", "alternating")
+# How often each pattern is drawn, in tenths.  Most examples are noise, as
+# real inputs are; flat patterns are edge cases.  "constant" stays first, so
+# a failure shrinks towards a constant tensor.
+PATTERN_WEIGHTS = {"constant": 1, "normal": 4, "uniform": 3, "ramp": 1, "alternating": 1}
+WEIGHTED_PATTERNS = tuple(p for p in FLOAT_PATTERNS for _ in range(PATTERN_WEIGHTS[p]))
+INT_PATTERNS = ("constant", "uniform", "edges")
+# Magnitudes real inputs have (normalised features, pixels, raw counts) and
+# those that push logits past float32's exp overflow (~88).
+SCALES = (1.0, 0.0, 1e-3, 0.1, 10.0, 100.0, 1e3, 1e4, 1e6)
+OFFSETS = (0.0, 1.0, -1.0, 0.5)
+MAX_SPIKES = 4
+MAX_VARIABLE_DIM = 16
+DEFAULT_INT_RANGE = (0, 256)
+# The largest magnitude generated.  Far past any real feature, pixel or count,
+# and past the logits where float32 exp overflows, yet not so far that every
+# model turns it into Inf: an input of 1e19 says nothing about a softmax.
+MAX_MAGNITUDE = 1e6
+FLOAT_LIMITS = {"float16": 6.0e4, "bfloat16": MAX_MAGNITUDE, "float32": MAX_MAGNITUDE, "float64": MAX_MAGNITUDE}
+
+
+def numpy_dtype(name: str) -> np.dtype[Any]:
+    """The numpy dtype used to build arrays for ``name``; bfloat16 is built
+    in float32 and cast by the adapter."""
+    return np.dtype("float32") if name == "bfloat16" else np.dtype(name)
+
+
+@dataclass(frozen=True)
+class ArrayRecipe:
+    """A compact, exactly reproducible description of one input tensor."""
+
+    pattern: str
+    scale: float = 1.0
+    offset: float = 0.0
+    seed: int = 0
+    spikes: tuple[tuple[int, float], ...] = ()
+    integer: bool = False
+
+    def expand(self, shape: Sequence[int], dtype: str, low: int | None = None,
+               high: int | None = None, limit: float | None = None) -> np.ndarray:
+        """Build the array.  Integer dtypes use ``[low, high)``."""
+        shape = tuple(int(d) for d in shape)
+        size = int(np.prod(shape, dtype=np.int64))
+        target = numpy_dtype(dtype)
+        if target.kind in "iu":
+            lo, hi = (low, high) if low is not None and high is not None else DEFAULT_INT_RANGE
+            flat = int_values(self.pattern, size, target, low=lo, high=hi, offset=self.offset,
+                              seed=self.seed, spikes=self.spikes)
+        else:
+            flat = float_values(self.pattern, size, dtype, scale=self.scale, offset=self.offset,
+                                seed=self.seed, spikes=self.spikes, rows=shape[0] if shape else 1,
+                                limit=limit if limit is not None else FLOAT_LIMITS.get(dtype, MAX_MAGNITUDE))
+        return flat.reshape(shape).astype(target, copy=False)
+
+    def describe(self) -> str:
+        if self.integer:
+            parts = [f"ids {self.pattern}" + (f" (offset {int(self.offset)})" if self.pattern == "constant" else "")]
+            if self.pattern == "uniform":
+                parts.append(f"seed {self.seed}")
+            if self.spikes:
+                parts.append("spikes " + ", ".join(f"[{p}]={int(v)}" for p, v in self.spikes))
+            return ", ".join(parts)
+        if self.pattern == "constant" and not self.spikes:
+            parts = [f"constant {self.scale * (1.0 + self.offset):g}"]
+        else:
+            parts = [f"{self.pattern} x {self.scale:g}"]
+            if self.offset:
+                parts.append(f"offset {self.offset * self.scale:g}")
+            if self.pattern in {"normal", "uniform"}:
+                parts.append(f"seed {self.seed}")
+        if self.spikes:
+            spikes = ", ".join(f"[{p}]={v:g}" for p, v in self.spikes)
+            parts.append(f"spikes {spikes}")
+        return ", ".join(parts)
+
+
+def value_limit(spec: InputSpec) -> float:
+    limit = FLOAT_LIMITS.get(spec.dtype, MAX_MAGNITUDE)
+    return min(limit, spec.value_limit) if spec.value_limit is not None else limit
+
+
+def concrete_shape(spec: InputSpec, batch_size: int, variable_size: int) -> tuple[int, ...]:
+    return (batch_size, *(variable_size if d is None else d for d in spec.shape))

@@ -1,0 +1,17 @@
+"""Names shared by the report data and its rendering (standard library only)."""
+
+from __future__ import annotations
+
+# The ways an output can break the invariant, worst first.
+NOT_FINITE = "not finite"
+OUT_OF_RANGE = "out of range"
+NOT_NORMALIZED = "not normalized"
+MODEL_RAISED = "model raised"
+
+# The rebuild line of an input the test gave (nothing to rebuild).
+GIVEN_INPUT = "(the inputs= you passed)"
+
+
+def output_label(name: str, layer_name: str, layer_class: str) -> str:
+    """How every message names a model output: ``output 'probs' (dense: Dense)``."""
+    return f"output {name!r} ({layer_name}: {layer_class})"

@@ -1,0 +1,140 @@
+"""What a check found, as plain data.
+
+Standard library only: a report must be printable, comparable and
+serialisable (for the terminal summary, JSON and junit) without importing
+numpy or a framework.  How it reads is :mod:`pytest_softmax.core.render`'s
+business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .kinds import GIVEN_INPUT, output_label
+
+
+@dataclass(frozen=True)
+class Replay:
+    """How the user reruns a check: ``command`` is the pytest command line
+    that selects it, or ``None`` for a direct ``check_softmax()`` call."""
+
+    command: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    """The worst the check saw on one model output, over every example."""
+
+    output: str
+    layer_name: str
+    layer_class: str
+    dtype: str
+    axis: int
+    n_classes: int
+    atol: float
+    rtol: float
+    tolerance: float
+    rows: int = 0
+    worst_error: float = 0.0
+    nonfinite: int = 0
+    out_of_range: int = 0
+    unnormalized_rows: int = 0
+    min_value: float = 0.0
+    max_value: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not (self.nonfinite or self.out_of_range or self.unnormalized_rows)
+
+    @property
+    def where(self) -> str:
+        return output_label(self.output, self.layer_name, self.layer_class)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One way an output broke the invariant, on the (shrunk) failing input."""
+
+    kind: str
+    output: str
+    layer_name: str
+    layer_class: str
+    dtype: str
+    axis: int
+    n_classes: int
+    tolerance: float
+    error: float
+    rows_violating: int
+    rows: int
+    worst_row: tuple[int, ...] = ()
+    worst_row_sum: float = float("nan")
+    worst_row_values: tuple[float, ...] = ()
+    message: str = ""
+    site: str = ""  # set for a softmax site inside the model (its path), not an output
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """A generated input, small enough to print, and how to rebuild it."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    description: str
+    rebuild: str
+    min_value: float
+    max_value: float
+
+    @property
+    def given(self) -> bool:
+        return self.rebuild == GIVEN_INPUT
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One row of the "layers examined" table: a layer the diagnosis looked
+    at on the failing input.  ``worst_error`` is NaN where a sum along the
+    checked axis means nothing (the layer's output has no such axis)."""
+
+    path: str
+    layer_class: str
+    activation: str
+    worst_error: float
+    nonfinite: int
+    verdict: str
+
+
+@dataclass
+class SoftmaxReport:
+    """Outcome of :func:`pytest_softmax.check_softmax`."""
+
+    model_name: str
+    passed: bool
+    examples: int
+    rows: int
+    worst_error: float
+    tolerance: float
+    dtype: str
+    outputs: list[OutputResult] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    failing_input: list[InputSummary] = field(default_factory=list)
+    replay: str = ""
+    seed: int | None = None
+    duration: float = 0.0
+    diagnosis: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    layers: list[LayerResult] = field(default_factory=list)
+    # "path (Class)" of the layer the diagnosis blames; None: not localized
+    # beyond the output (then the output's own layer is reported).
+    layer_at_fault: str | None = None
+
+    @property
+    def headline(self) -> str:
+        from .render import report_headline
+
+        return report_headline(self)
+
+    def __str__(self) -> str:
+        from .render import render_report
+
+        return render_report(self)
