@@ -89,7 +89,11 @@ def validate_output(spec: OutputSpec, output: np.ndarray, axis: int) -> tuple[st
             "class is always 1, so the check would prove nothing; pass the class axis with axis=, "
             "or leave this output out with outputs=[...] (a one-unit sigmoid is not a distribution)"
         )
-    return normalize_dtype_name(output.dtype), int(output.shape[axis])
+    try:
+        dtype = normalize_dtype_name(output.dtype)
+    except ValueError as exc:  # a float the tolerance table does not know (float128)
+        raise SoftmaxSetupError(f"{spec.label}: {exc}; cast the output to float32 or float64 in the model") from None
+    return dtype, int(output.shape[axis])
 
 
 @dataclass

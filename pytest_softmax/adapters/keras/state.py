@@ -12,7 +12,7 @@ copying them would double the memory of a large model.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -93,11 +93,41 @@ def _restore(snapshot: _Snapshot) -> None:
 
 
 @contextmanager
-def preserved_state(model: Any) -> Iterator[None]:
+def preserved_state(model: Any, written: Callable[[], Sequence[Any]] = tuple) -> Iterator[None]:
     """Restore Keras/TensorFlow settings, the global random generators and
-    ``model``'s non-trainable variables on exit, however the block ends."""
+    ``model``'s non-trainable variables on exit, however the block ends,
+    and the variables ``written()`` names (those inference writes)."""
     snapshot = _take(model)
+    try:
+        with preserved_jit(), preserved_values(written):
+            yield
+    finally:
+        _restore(snapshot)
+
+
+@contextmanager
+def preserved_jit() -> Iterator[None]:
+    """TensorFlow's XLA auto-clustering flag, which a layer's ``call()`` can
+    set for the whole process (``tf.config.optimizer.set_jit``)."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_jit()
     try:
         yield
     finally:
-        _restore(snapshot)
+        if tf.config.optimizer.get_jit() != before:
+            tf.config.optimizer.set_jit(before or False)
+
+
+@contextmanager
+def preserved_values(written: Callable[[], Sequence[Any]]) -> Iterator[None]:
+    """Copy the variables ``written()`` names (asked for inside the block
+    that restores global settings: finding them may trace the model) and
+    put back any that changed."""
+    saved = [(v, np.array(v.numpy(), copy=True)) for v in written()]
+    try:
+        yield
+    finally:
+        for variable, value in saved:
+            if not np.array_equal(np.asarray(variable.numpy()), value, equal_nan=True):
+                variable.assign(value)
