@@ -49,8 +49,8 @@ def marked(extra: str, model: str = "hm.healthy") -> str:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("outputs=[]", "pytest-softmax: outputs=[[][]] selects no output, so nothing would be checked; "
-                       "name at least one of the model's outputs: 0: 'probs'*"),
+        ("outputs=[]", ("pytest-softmax: outputs=[[][]] selects no output, so nothing would be checked; "
+                        "name at least one of the model's outputs: 0: 'probs'*")),
         ("inputs=np.zeros((0, 4), 'float32')",
          "pytest-softmax: inputs= holds 0 rows, so nothing would be checked; give at least one row*"),
         ("inputs=st.just(np.zeros((0, 4), 'float32'))",
@@ -114,11 +114,11 @@ def test_a_profile_that_runs_no_examples_fails_the_check(
 @pytest.mark.parametrize(
     ("batch_size", "model", "expected"),
     [
-        (10**12, "healthy", r"a generated batch of 1000000000000 rows for model '.*' needs 14\.6 TiB "
-                            r"\(input 'x': float32 \[1000000000000, 4\]\).*lower the batch size: "
-                            r"softmax_batch_size = \d+ in the ini file, --softmax-batch-size=\d+"),
-        (32, "huge_input", r"a generated batch of 32 rows for model '.*' needs 2\.33 TiB .*even one row needs "
-                           r"74\.5 GiB.*pass inputs= with smaller arrays"),
+        (10**12, "healthy", (r"a generated batch of 1000000000000 rows for model '.*' needs 14\.6 TiB "
+                             r"\(input 'x': float32 \[1000000000000, 4\]\).*lower the batch size: "
+                             r"softmax_batch_size = 32 in the ini file, --softmax-batch-size=32")),
+        (32, "huge_input", (r"a generated batch of 32 rows for model '.*' needs 2\.33 TiB .*even one row needs "
+                            r"74\.5 GiB.*pass inputs= with smaller arrays")),
     ],
 )
 def test_a_batch_too_large_for_memory_is_sized_before_it_is_built(batch_size: int, model: str, expected: str) -> None:
@@ -212,8 +212,8 @@ def test_a_sparse_input_is_named_sparse_and_dense_inputs_feed_it() -> None:
     ("make", "expected"),
     [
         ("ForwardModule", r"ForwardModule is a tf\.Module, not a keras\.Model.*tf\.saved_model\.save"),
-        ("ForwardObject", r"ForwardObject object is a callable that takes arguments \(x\).*not a model.*"
-                          r"zero-argument factory"),
+        ("ForwardObject", (r"ForwardObject object is a callable that takes arguments \(x\).*not a model.*"
+                           r"zero-argument factory")),
         ("forward_function", r"function forward_function\(x\) takes arguments.*not a model.*zero-argument factory"),
     ],
 )
@@ -238,3 +238,21 @@ def test_a_stateful_rnn_is_blamed_for_its_carried_state() -> None:
         check_softmax(model, batch_size=8, max_examples=2)
     assert "draws random numbers" not in str(raised.value)
     assert all(np.array_equal(v.numpy(), saved) for v, saved in zip(model.non_trainable_variables, states))
+
+
+def test_a_stateful_rnn_at_another_batch_size_is_told_to_use_its_own() -> None:
+    import hardening_models as hm
+
+    with pytest.raises(SoftmaxSetupError, match=r"layer 'lstm' \(LSTM\) is stateful and takes only the batch size "
+                                                r"it was built with: set the marker's batch_size="):
+        check_softmax(hm.stateful_lstm(), batch_size=32, max_examples=2)
+
+
+@pytest.mark.parametrize(
+    "strategy", [st.just(np.zeros((2, 4), "float32")).filter(lambda a: False), st.nothing()], ids=["filter", "nothing"],
+)
+def test_a_strategy_that_draws_nothing_is_a_setup_error(strategy: st.SearchStrategy[np.ndarray]) -> None:
+    import hardening_models as hm
+
+    with pytest.raises(SoftmaxSetupError, match=r"the inputs= strategy drew no batch, so nothing was checked"):
+        check_softmax(hm.healthy(), inputs=strategy, max_examples=5)

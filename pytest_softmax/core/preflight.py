@@ -121,6 +121,11 @@ def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[n
         if user_given:
             return None
         described = "; ".join(f"{s.name!r}: {s.dtype} {list(a.shape)}" for s, a in zip(specs, batch))
+        stateful = adapter.stateful_layers() if isinstance(adapter, StateCarrying) else []
+        if stateful:
+            name, cls = stateful[0]
+            described += (f"; layer {name!r} ({cls}) is stateful and takes only the batch size it was built "
+                          f"with: set the marker's batch_size= or softmax_batch_size to it")
         raise SoftmaxSetupError(
             f"model {adapter.name!r} raised on a plain input built from its input signature ({described}): "
             f"{failure.message}. If the model needs inputs of another shape, range or dtype than "

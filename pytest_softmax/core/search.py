@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from hypothesis.errors import FlakyFailure
+from hypothesis.errors import FlakyFailure, Unsatisfiable
 
 from ..adapters.base import (
     InputSpec,
@@ -57,6 +57,7 @@ from .vacuous import (
     require_drawn_rows,
     require_rows_seen,
     require_some_outputs,
+    strategy_drew_nothing,
 )
 
 # Errors below a quarter of the tolerance are rounding noise (the default
@@ -313,6 +314,8 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
         return _Outcome(found, used_seed, derandomized=used_seed is None)
     except unittest.SkipTest as skipped:  # Hypothesis' "told to run no test cases"
         raise no_examples_error(configured, current_profile_name()) from skipped
+    except Unsatisfiable as exc:  # only the test's own strategy can draw nothing
+        raise strategy_drew_nothing(exc) from exc
     except FlakyFailure as exc:
         raise SoftmaxSetupError(
             f"model {search.adapter.name!r} failed on an input and then passed on the same input: "

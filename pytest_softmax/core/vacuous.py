@@ -58,6 +58,15 @@ def require_rows_seen(specs: Sequence[OutputSpec], rows_by_output: Mapping[str, 
             )
 
 
+def strategy_drew_nothing(exc: Exception) -> SoftmaxSetupError:
+    """Hypothesis could not draw one batch from the test's ``inputs=`` strategy."""
+    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return SoftmaxSetupError(
+        f"the inputs= strategy drew no batch, so nothing was checked ({detail}): make the strategy able to "
+        "draw arrays (no filter or assume() that rejects every example, no st.nothing())"
+    )
+
+
 def no_examples_error(configured: hypothesis_settings, profile: str) -> SoftmaxSetupError:
     """Why Hypothesis ran no example, naming the setting that caused it."""
     phases = ", ".join(f"Phase.{p.name}" for p in configured.phases)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...adapters.base import InputSpec
 from ...errors import SoftmaxSetupError
+from ...settings import DEFAULT_BATCH_SIZE
 from .recipes import concrete_shape, numpy_dtype
 
 # The batch plus its copy in the framework's tensor must fit in what is free,
@@ -77,8 +78,9 @@ def require_batch_fits(model_name: str, specs: Sequence[InputSpec], batch_size: 
             "generate, so pass inputs= with smaller arrays (or a Hypothesis strategy) the model accepts"
         )
     fits = max(allowed // one_row, 1)
-    smaller = 1 << (int(fits).bit_length() - 1)  # a power of two that fits
+    # The default batch size where it fits, else the largest power of two that does.
+    smaller = min(DEFAULT_BATCH_SIZE, 1 << (int(fits).bit_length() - 1))
     raise SoftmaxSetupError(
         f"{head}; lower the batch size: softmax_batch_size = {smaller} in the ini file, "
-        f"--softmax-batch-size={smaller}, or the marker's batch_size="
+        f"--softmax-batch-size={smaller}, or the marker's batch_size= (at most {fits} rows fit)"
     )
