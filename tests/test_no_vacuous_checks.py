@@ -256,3 +256,18 @@ def test_a_strategy_that_draws_nothing_is_a_setup_error(strategy: st.SearchStrat
 
     with pytest.raises(SoftmaxSetupError, match=r"the inputs= strategy drew no batch, so nothing was checked"):
         check_softmax(hm.healthy(), inputs=strategy, max_examples=5)
+
+
+def test_batch_sizing_counts_variable_dimensions_at_their_largest() -> None:
+    """The largest batch a search can draw is what must fit; a budget that
+    holds it passes, one byte less is refused with the rows that fit."""
+    from pytest_softmax.adapters.base import InputSpec
+    from pytest_softmax.core.inputs.sizing import batch_bytes, require_batch_fits
+
+    specs = [InputSpec("tokens", (None,), "int32"), InputSpec("features", (None, 8), "float16")]
+    needed = batch_bytes(specs, 64, 16)
+    assert needed == 64 * 16 * 4 + 64 * 16 * 8 * 2
+    require_batch_fits("m", specs, 64, 16, budget=needed)
+    with pytest.raises(SoftmaxSetupError, match=r"needs 20 KiB \(input 'tokens': int32 \[64, 16\]; input "
+                                                r"'features': float16 \[64, 16, 8\]\).*at most 63 rows fit"):
+        require_batch_fits("m", specs, 64, 16, budget=needed - 1)

@@ -4,9 +4,10 @@ A check runs the user's model many times in the middle of their test
 session.  Whatever it touches on the way, or whatever the model itself
 changes while being called (a random layer's seed state, a stateful RNN's
 states, a Keras setting flipped by a custom layer), is put back when the
-check ends: passing, failing, or interrupted.  Trainable weights are not
-copied: a forward pass with ``training=False`` never writes them, and
-copying them would double the memory of a large model.
+check ends: passing, failing, or interrupted.  Trainable weights are
+copied only when the traced forward pass writes them (``writes``): a
+forward pass with ``training=False`` normally does not, and copying every
+weight would double the memory of a large model.
 """
 
 from __future__ import annotations

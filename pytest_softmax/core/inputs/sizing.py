@@ -26,15 +26,21 @@ MEMORY_SHARE = 0.5
 
 
 def available_memory() -> int | None:
-    """Bytes of memory free now (total memory where the free figure is not
-    known), or ``None`` where the platform says neither (the framework's own
-    out-of-memory error is then explained after the fact)."""
-    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
-        try:
-            return int(os.sysconf(pages)) * int(os.sysconf("SC_PAGE_SIZE"))
-        except (AttributeError, ValueError, OSError):
-            continue
-    return None
+    """Bytes of memory available now (Linux' MemAvailable, which counts the
+    page cache the kernel can drop), else the total physical memory, else
+    ``None`` (the framework's out-of-memory error is then explained after
+    the fact)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def batch_bytes(specs: Sequence[InputSpec], rows: int, variable_size: int) -> int:
