@@ -107,3 +107,24 @@ RAN: list[str] = []
 def forward_function(x: Any) -> Any:
     RAN.append("forward_function")
     return tf.nn.softmax(x)
+
+
+class LoopCounter(keras.layers.Layer):
+    """Writes its weight inside a loop body (a nested graph function)."""
+
+    def build(self, input_shape: Any) -> None:
+        self.calls = self.add_weight(shape=(), initializer="zeros", trainable=True, name="calls")
+
+    def call(self, x: Any) -> Any:
+        def body(i: Any) -> Any:
+            self.calls.assign_add(1.0)
+            return i + 1
+
+        tf.while_loop(lambda i: i < 2, body, [tf.constant(0)])
+        return x
+
+
+def loop_counting() -> tuple[keras.Model, LoopCounter]:
+    counter = LoopCounter(name="loop_counter")
+    inp = keras.Input((4,), name="x")
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(counter(inp))), counter

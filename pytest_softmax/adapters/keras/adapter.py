@@ -67,10 +67,11 @@ def _unfeedable_input(name: str, tensor: Any, dtype: str) -> SoftmaxSetupError:
     """An input the generator cannot build, named for what it is."""
     example = "np.array([['a text'], ['another']])" if dtype == "string" else "np.zeros((8, 10))"
     if getattr(tensor, "sparse", False):
+        shape = (8, *(4 if d is None else int(d) for d in tuple(tensor.shape)[1:]))
         return SoftmaxSetupError(
             f"model input {name!r} is sparse ({dtype}); the generator cannot feed it: pass inputs= with "
             "example data as dense arrays (they are fed as they are), e.g. "
-            f"@pytest.mark.softmax_invariant(inputs={example})"
+            f"@pytest.mark.softmax_invariant(inputs=np.zeros({shape}, {dtype!r}))"
         )
     return SoftmaxSetupError(
         f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
