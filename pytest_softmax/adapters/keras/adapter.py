@@ -16,6 +16,7 @@ from ...core.arrays import is_numeric
 from ...errors import SoftmaxSetupError
 from ..base import InputSpec, ModelFailure, OutputSpec
 from . import errors, state
+from .domains import infer_domains
 
 if TYPE_CHECKING:
     from ...core.probing import LayerRecord, LayerSite, ProbeResult
@@ -41,26 +42,11 @@ def _dtype_name(dtype: Any) -> str:
     return str(name).replace("<dtype: '", "").replace("'>", "")
 
 
-def _integer_range(model: Any, tensor: Any) -> tuple[int, int] | None:
-    """Ids the model accepts on ``tensor``: the vocabulary of an Embedding
-    (or CategoryEncoding) that reads it, looking into nested models."""
-    keras = _keras()
-    for layer in getattr(model, "layers", []):
-        try:
-            consumed = layer.input
-        except (AttributeError, ValueError):
-            continue
-        inputs = consumed if isinstance(consumed, (list, tuple)) else [consumed]
-        if not any(t is tensor for t in inputs):
-            continue
-        target = layer
-        while isinstance(target, keras.Model) and getattr(target, "layers", None):
-            target = target.layers[0]
-        if isinstance(target, keras.layers.Embedding):
-            return 0, int(target.input_dim)
-        if isinstance(target, keras.layers.CategoryEncoding):
-            return 0, int(target.num_tokens)
-    return None
+def _static_shape(tensor: Any) -> tuple[int | None, ...] | None:
+    try:
+        return tuple(None if d is None else int(d) for d in tensor.shape)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 class KerasModelAdapter:
@@ -164,7 +150,9 @@ class KerasModelAdapter:
         if self._no_signature is not None:
             raise self._no_signature
         specs = []
-        for name, tensor in self.named_inputs():
+        named = self.named_inputs()
+        domains = infer_domains(self.model, named)
+        for name, tensor in named:
             shape = tuple(tensor.shape)[1:]
             dtype = _dtype_name(tensor.dtype)
             if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False) or dtype == "string":
@@ -174,10 +162,11 @@ class KerasModelAdapter:
                     "; the generator cannot feed it: pass inputs= with example data, e.g. "
                     f"@pytest.mark.softmax_invariant(inputs={example})"
                 )
-            bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
-            low, high = bounds if bounds else (None, None)
+            domain, high = domains[name]
+            low = 0 if high is not None else None
             limit = FLOAT16_COMPUTE_INPUT_LIMIT if self._computes_in_float16() else None
-            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high, value_limit=limit))
+            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high, value_limit=limit,
+                                   domain=domain))
         return specs
 
     def _computes_in_float16(self) -> bool:
@@ -208,7 +197,7 @@ class KerasModelAdapter:
         specs = []
         for index, (name, tensor) in enumerate(named):
             layer_name, layer_class = self._layer_of(tensor)
-            specs.append(OutputSpec(str(name), index, layer_name, layer_class))
+            specs.append(OutputSpec(str(name), index, layer_name, layer_class, _static_shape(tensor)))
         return specs
 
     def _layer_of(self, tensor: Any) -> tuple[str, str]:

@@ -92,6 +92,7 @@ def describe(layer: Any, path: str, producers: tuple[str, ...] = (), masked: boo
     common: dict[str, Any] = {
         "path": path, "name": str(layer.name), "layer_class": type(layer).__name__, "masked": masked,
         "producers": producers, "dtype": str(getattr(layer, "compute_dtype", "") or ""),
+        "shape": _output_shape(layer),
     }
     if isinstance(layer, keras.Model):
         return LayerSite(kind=CONTAINER, **common)
@@ -118,6 +119,16 @@ def describe(layer: Any, path: str, producers: tuple[str, ...] = (), masked: boo
     ):
         return LayerSite(kind=PASSTHROUGH, activation=activation, **common)
     return LayerSite(kind=OTHER, activation=activation, **common)
+
+
+def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
+    """The layer's static output shape; ``None`` for a layer called more
+    than once with different shapes, or never."""
+    try:
+        shape = layer.output.shape
+        return tuple(None if d is None else int(d) for d in shape)
+    except (AttributeError, ValueError, TypeError):
+        return None
 
 
 def static_softmax_sites(model: Any) -> list[LayerSite]:

@@ -149,3 +149,19 @@ def int_values(
         for position, value in spikes:
             flat[position % size] = low + int(value) % span
     return flat
+
+
+def mask_values(pattern: str, shape: Sequence[int], seed: int) -> np.ndarray:
+    """A 0/1 mask of ``shape`` (batch first, then the sequence axis):
+    ``ones`` (nothing masked), ``zeros`` (everything masked, an edge case)
+    or ``padding`` (each row keeps a random prefix of 1 to all positions, as
+    padded sequences do).  Built as int8; the caller casts."""
+    shape = tuple(int(d) for d in shape)
+    if pattern == "zeros":
+        return np.zeros(shape, dtype=np.int8)
+    if pattern == "ones" or len(shape) < 2 or shape[1] == 0:
+        return np.ones(shape, dtype=np.int8)
+    lengths = np.random.default_rng(seed).integers(1, shape[1] + 1, size=shape[0])
+    keep = (np.arange(shape[1])[None, :] < lengths[:, None]).astype(np.int8)
+    keep = keep.reshape(shape[:2] + (1,) * (len(shape) - 2))
+    return np.ascontiguousarray(np.broadcast_to(keep, shape))
