@@ -82,6 +82,11 @@ class InputSpec:
         return self.domain.kind == MASK or self.dtype == "bool"
 
     def describe_domain(self) -> str:
+        """The inferred domain for messages; "" for a float input nothing is known about."""
+        if self.domain.kind == VALUES and self.dtype != "bool":
+            if self.is_integer and self.high is None:
+                return "integers in the default range (no embedding or mask use found)"
+            return ""
         if self.dtype == "bool" and self.domain.kind != MASK:
             return InputDomain(MASK, "bool dtype", self.domain.max_length).describe(self.low, self.high)
         return self.domain.describe(self.low, self.high)

@@ -101,7 +101,11 @@ def inputs_example(specs: Sequence[InputSpec], shapes: Sequence[tuple[int, ...]]
 
 def describe_inputs(specs: Sequence[InputSpec], batch: Sequence[np.ndarray]) -> str:
     """Each input's dtype, the shape fed and its inferred domain."""
-    return "; ".join(f"{s.name!r}: {s.dtype} {list(np.shape(a))}, {s.describe_domain()}" for s, a in zip(specs, batch))
+    def one(spec: InputSpec, array: np.ndarray) -> str:
+        domain = spec.describe_domain()
+        return f"{spec.name!r}: {spec.dtype} {list(np.shape(array))}" + (f", {domain}" if domain else "")
+
+    return "; ".join(one(s, a) for s, a in zip(specs, batch))
 
 
 def preflight(

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ...adapters.base import VALUES, InputSpec
+from ...adapters.base import InputSpec
 from ..arrays import as_float64, is_numeric
 from ..kinds import GIVEN_INPUT
 from ..report import InputSummary
@@ -49,7 +49,7 @@ class GeneratedBatch:
                 description=description, rebuild=rebuild,
                 min_value=float(finite.min()) if finite.size else 0.0,
                 max_value=float(finite.max()) if finite.size else 0.0,
-                domain=spec.describe_domain() if spec.is_mask or spec.domain.kind != VALUES else "",
+                domain=spec.describe_domain(),
             ))
         return out
 
