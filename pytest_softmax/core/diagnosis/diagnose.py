@@ -8,6 +8,8 @@ only here, after a failure, so healthy runs never pay for it.
 
 Rules, in the order they are tried:
 
+* a softmax over a single element (no probe needed): the axis has size 1
+  for every input, fixed by the model (see ``core/single_element.py``);
 * low precision (no probe needed): a float16/bfloat16 output judged by a
   tolerance stricter than that dtype allows;
 * first non-finite layer, with finite inputs (and an ``exp`` overflow in a
