@@ -38,10 +38,10 @@ def bert_pooled(activation: str | None = "softmax") -> keras.Model:
 
 
 @functools.cache
-def bert_text_classifier() -> keras.Model:
+def bert_text_classifier(activation: str | None = "softmax") -> keras.Model:
     """A keras-hub task model nesting its backbone."""
     return keras_hub.models.BertTextClassifier(bert_backbone(), num_classes=3, preprocessor=None,
-                                               activation="softmax", name="bert_classifier")
+                                               activation=activation, name=f"bert_classifier_{activation}")
 
 
 @functools.cache

@@ -151,7 +151,7 @@ class KerasModelAdapter:
             raise self._no_signature
         specs = []
         named = self.named_inputs()
-        domains = infer_domains(self.model, named)
+        domains = self._domains(named)
         for name, tensor in named:
             shape = tuple(tensor.shape)[1:]
             dtype = _dtype_name(tensor.dtype)
@@ -168,6 +168,14 @@ class KerasModelAdapter:
             specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high, value_limit=limit,
                                    domain=domain))
         return specs
+
+    def _domains(self, named: list[tuple[str, Any]]) -> dict[str, Any]:
+        """The inputs' domains, read from the graph once per signature."""
+        cached: tuple[Any, dict[str, Any]] | None = getattr(self, "_domains_cache", None)
+        if cached is None or cached[0] is not self._inputs:
+            cached = (self._inputs, infer_domains(self.model, named))
+            self._domains_cache = cached
+        return cached[1]
 
     def _computes_in_float16(self) -> bool:
         """Whether any layer runs in float16 (a mixed_float16 policy)."""

@@ -106,10 +106,10 @@ def _vocabulary(layer: Any) -> tuple[int, str] | None:
     if _is_functional(layer) or not hasattr(layer, "_flatten_layers"):
         return None
     inner = [
-        int(sub.input_dim) for sub in layer._flatten_layers(include_self=False)
+        (int(sub.input_dim), f"{layer.name}/{_label(sub)}") for sub in layer._flatten_layers(include_self=False)
         if isinstance(sub, keras.layers.Embedding)
     ]
-    return (min(inner), _label(layer)) if inner else None
+    return min(inner) if inner else None
 
 
 def _is_integer(tensor: Any) -> bool:
@@ -120,32 +120,34 @@ def _is_integer(tensor: Any) -> bool:
 def _follow(tensor: Any, uses: dict[int, list[_Use]]) -> _Findings:
     """Everything that consumes ``tensor`` while its values stay ids."""
     found = _Findings()
-    stack, seen = [tensor], {id(tensor)}
+    # Each tensor with the path of the nested model it lives in, for messages.
+    stack: list[tuple[Any, str]] = [(tensor, "")]
+    seen = {id(tensor)}
 
-    def push(value: Any) -> None:
+    def push(value: Any, prefix: str) -> None:
         if id(value) not in seen:
             seen.add(id(value))
-            stack.append(value)
+            stack.append((value, prefix))
 
     while stack:
-        current = stack.pop()
+        current, prefix = stack.pop()
         for use in uses.get(id(current), []):
             if use.keyword is not None and any(word in use.keyword.lower() for word in MASK_WORDS):
-                found.mask_sources.append(f"passed as {use.keyword}= to {_label(use.operation)}")
+                found.mask_sources.append(f"passed as {use.keyword}= to {prefix}{_label(use.operation)}")
                 continue
             if _is_functional(use.operation):
                 for outer, inner in _nested_inputs(use):
                     if outer is current:
-                        push(inner)
+                        push(inner, f"{prefix}{use.operation.name}/")
                 continue
             vocabulary = _vocabulary(use.operation)
             if vocabulary is not None:
-                found.vocabularies.append(vocabulary)
+                found.vocabularies.append((vocabulary[0], prefix + vocabulary[1]))
                 continue
             # Casts, slices, reshapes: ids stay ids while they stay integer.
             for output in _outputs(use.node):
                 if _is_integer(output):
-                    push(output)
+                    push(output, prefix)
     return found
 
 

@@ -122,13 +122,18 @@ def describe(layer: Any, path: str, producers: tuple[str, ...] = (), masked: boo
 
 
 def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
-    """The layer's static output shape; ``None`` for a layer called more
-    than once with different shapes, or never."""
-    try:
-        shape = layer.output.shape
-        return tuple(None if d is None else int(d) for d in shape)
-    except (AttributeError, ValueError, TypeError):
+    """The layer's static output shape over all its calls (a dimension that
+    differs between calls is variable); ``None`` when unknown."""
+    shapes = []
+    for node in getattr(layer, "_inbound_nodes", []):
+        outputs = getattr(node, "outputs", None) or []
+        try:
+            shapes.append(tuple(None if d is None else int(d) for d in outputs[0].shape))
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return None
+    if not shapes or len({len(shape) for shape in shapes}) != 1:
         return None
+    return tuple(dims[0] if len(set(dims)) == 1 else None for dims in zip(*shapes))
 
 
 def static_softmax_sites(model: Any) -> list[LayerSite]:
