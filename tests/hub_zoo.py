@@ -19,8 +19,8 @@ except ImportError:  # pragma: no cover - keras-hub works without it
 
 VOCAB = 60
 SEQUENCE = 12
-TEXT = dict(vocabulary_size=VOCAB, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
-            max_sequence_length=SEQUENCE)
+TEXT = {"vocabulary_size": VOCAB, "num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16,
+        "max_sequence_length": SEQUENCE}
 
 
 @functools.cache

@@ -5,15 +5,14 @@ softmaxes over variable-length axes, and the single-element rule."""
 from __future__ import annotations
 
 import json
-from xml.etree import ElementTree
 from pathlib import Path
-
-import pytest
+from xml.etree import ElementTree
 
 # Imported before any pytester fixture snapshots sys.modules: keras-hub (and
 # the tensorflow_text it imports) cannot be imported twice in one process.
 import domain_models  # noqa: F401
 import hub_zoo  # noqa: F401
+import pytest
 
 TESTS_DIR = Path(__file__).parent
 RUN = ("-p", "no:cacheprovider")
@@ -84,8 +83,8 @@ def test_inferred_domains_are_shown_on_the_failing_input(real: pytest.Pytester) 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*failing input (shrunk by Hypothesis):",
-        "    token_ids: int32 [[]32, *], ids *; values in [[]*]; domain: ids in [[]0, 10) "
-        "(vocabulary of tokens: Embedding)",
+        ("    token_ids: int32 [[]32, *], ids *; values in [[]*]; domain: ids in [[]0, 10) "
+        "(vocabulary of tokens: Embedding)"),
         "      rebuild: *",
         # Any input shows the logits: the mask shrinks to its simplest pattern.
         "    padding_mask: int32 [[]32, *], mask all ones; values in [[]1, 1]; domain: mask of 0/1 (named as a mask)",
@@ -95,7 +94,7 @@ def test_inferred_domains_are_shown_on_the_failing_input(real: pytest.Pytester) 
 
     import pytest_softmax
     rebuilds = [line.split("rebuild: ", 1)[1] for line in result.outlines if "rebuild: " in line]
-    ids, mask = (eval(line, {"pytest_softmax": pytest_softmax}) for line in rebuilds)  # noqa: S307
+    ids, mask = (eval(line, {"pytest_softmax": pytest_softmax}) for line in rebuilds)
     assert ids.dtype == mask.dtype == np.int32 and ids.shape == mask.shape
     assert 0 <= ids.min() and ids.max() < 10 and mask.min() == mask.max() == 1
 
@@ -112,12 +111,12 @@ def test_domains_are_found_inside_a_nested_backbone(real: pytest.Pytester) -> No
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "softmax invariant violated: output 'logits' (logits: Dense) is *",
-        "    token_ids: int32 [[]32, *]; domain: ids in [[]0, 60) (vocabulary of *token_embedding: "
-        "ReversibleEmbedding), length at most 12",
-        "    segment_ids: int32 [[]32, *]; domain: ids in [[]0, 2) (vocabulary of *segment_embedding: Embedding)"
-        ", length at most 12",
-        "    padding_mask: int32 [[]32, *], mask *; domain: mask of 0/1 (passed as padding_mask= to "
-        "*transformer_layer_0: TransformerEncoder), length at most 12",
+        ("    token_ids: int32 [[]32, *]; domain: ids in [[]0, 60) (vocabulary of *token_embedding: "
+        "ReversibleEmbedding), length at most 12"),
+        ("    segment_ids: int32 [[]32, *]; domain: ids in [[]0, 2) (vocabulary of *segment_embedding: Embedding)"
+        ", length at most 12"),
+        ("    padding_mask: int32 [[]32, *], mask *; domain: mask of 0/1 (passed as padding_mask= to "
+        "*transformer_layer_0: TransformerEncoder), length at most 12"),
     ])
 
 
@@ -213,10 +212,10 @@ def test_softmax_over_a_fixed_one_element_axis_fails_with_attention_advice(real:
     result = real.runpytest(*RUN, "--softmax-report=report.json")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "softmax invariant violated: internal softmax 'attn_one/attn' (Softmax) is a softmax over a single "
-        "element: size 1 along axis -1 for every input (shape [[]None, None, 1]) *",
-        "  Softmax 'attn_one/attn' normalizes over a single element: its result is the constant 1*"
-        "attention weights: normalize over the sequence axis instead, e.g. Softmax(axis=1)*",
+        ("softmax invariant violated: internal softmax 'attn_one/attn' (Softmax) is a softmax over a single "
+        "element: size 1 along axis -1 for every input (shape [[]None, None, 1]) *"),
+        ("  Softmax 'attn_one/attn' normalizes over a single element: its result is the constant 1*"
+        "attention weights: normalize over the sequence axis instead, e.g. Softmax(axis=1)*"),
     ])
     report = json.loads((real.path / "report.json").read_text())
     assert "attn_one/attn" in json.dumps(report)
@@ -233,8 +232,8 @@ def test_a_model_that_still_cannot_be_fed_gets_inputs_of_the_failing_shape_and_d
     result = real.runpytest(*RUN)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "pytest-softmax: model 'fixed8' raised on a plain input built from its input signature and the domains "
+        ("pytest-softmax: model 'fixed8' raised on a plain input built from its input signature and the domains "
         "inferred from its graph ('ids': int32 [[]8, 4], ids in [[]0, 20) (vocabulary of emb: Embedding)): *"
         "e.g. @pytest.mark.softmax_invariant(inputs=np.random.default_rng(0).integers(0, 20, (8, 4))"
-        ".astype('int32'))",
+        ".astype('int32'))"),
     ])
