@@ -66,3 +66,14 @@ def ids_of_fixed_length() -> keras.Model:
     ids = keras.Input((None,), dtype="int32", name="ids")
     x = keras.layers.Reshape((2, 16))(keras.layers.Embedding(20, 4, name="emb")(ids))
     return keras.Model(ids, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)), name="fixed8")
+
+
+@functools.cache
+def float_ids_embedding() -> keras.Model:
+    """A float input fed to an Embedding (Keras casts it to ids), as many
+    text models in questions and tutorials are written: normal noise there
+    would be negative ids."""
+    inp = keras.Input((10,), name="words")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(100, 8, name="words_emb")(inp))
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(x), name="float_ids")
+

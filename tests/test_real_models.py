@@ -120,15 +120,19 @@ def test_domains_are_found_inside_a_nested_backbone(real: pytest.Pytester) -> No
     ])
 
 
-def test_a_shared_embedding_bounds_every_input_it_is_called_on(real: pytest.Pytester) -> None:
+def test_every_input_reaching_an_embedding_gets_its_ids(real: pytest.Pytester) -> None:
     real.makepyfile(test_shared="""
         import domain_models
         from pytest_softmax import check_softmax
         def test_shared():
             report = check_softmax(domain_models.shared_embedding_in_nested_model(), max_examples=25)
             assert report.passed
+
+        def test_float_ids():
+            report = check_softmax(domain_models.float_ids_embedding(), max_examples=25)
+            assert report.passed
     """)
-    real.runpytest(*RUN).assert_outcomes(passed=1)
+    real.runpytest(*RUN).assert_outcomes(passed=2)
 
 
 def test_keras_hub_masks_come_in_realistic_patterns(real: pytest.Pytester) -> None:

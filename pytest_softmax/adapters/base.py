@@ -78,6 +78,11 @@ class InputSpec:
         return self.dtype.startswith(("int", "uint"))
 
     @property
+    def is_ids(self) -> bool:
+        """Integer ids (of an integer dtype, or float ids an embedding casts)."""
+        return self.domain.kind == IDS or self.is_integer
+
+    @property
     def is_mask(self) -> bool:
         return self.domain.kind == MASK or self.dtype == "bool"
 

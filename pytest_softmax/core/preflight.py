@@ -73,7 +73,7 @@ def probe_batch(specs: Sequence[InputSpec], batch_size: int) -> tuple[np.ndarray
         shape = concrete_shape(spec, batch_size, size)
         if spec.is_mask:
             recipe = ArrayRecipe("ones", integer=spec.is_integer)
-        elif spec.is_integer:
+        elif spec.is_ids:
             recipe = ArrayRecipe("uniform", integer=True)
         else:
             recipe = ArrayRecipe("normal")
@@ -88,7 +88,7 @@ def inputs_example(specs: Sequence[InputSpec], shapes: Sequence[tuple[int, ...]]
     def one(spec: InputSpec, shape: tuple[int, ...]) -> str:
         if spec.is_mask:
             return f"np.ones({shape}, {spec.dtype!r})"
-        if spec.is_integer and spec.low is not None and spec.high is not None:
+        if spec.is_ids and spec.low is not None and spec.high is not None:
             return f"np.random.default_rng(0).integers({spec.low}, {spec.high}, {shape}).astype({spec.dtype!r})"
         return f"np.zeros({shape}, {spec.dtype!r})"
 

@@ -1,6 +1,6 @@
 """What each model input's values mean, read from the model's graph.
 
-An integer input is followed, layer call by layer call, to everything that
+An integer input (or a float one that Keras casts to ids) is followed, layer call by layer call, to everything that
 consumes it: through nested models and backbones (a keras-hub task model
 nesting its backbone), through ops that keep ids integer (casts, slices),
 and into composite layers (keras-hub's ``TokenAndPositionEmbedding``).  The
@@ -95,17 +95,22 @@ def _label(operation: Any) -> str:
     return f"{getattr(operation, 'name', '?')}: {type(operation).__name__}"
 
 
-def _vocabulary(layer: Any) -> tuple[int, str] | None:
-    """The vocabulary size of an embedding-like layer, or of the embeddings
-    inside a composite layer (token-and-position embeddings)."""
+def _vocabulary(layer: Any, integer: bool) -> tuple[int, str] | None:
+    """The vocabulary size of an embedding-like layer, of the first layer of
+    a nested Sequential, or (for integer values) of the embeddings inside a
+    composite layer (token-and-position embeddings)."""
     keras = _keras()
     if isinstance(layer, keras.layers.Embedding):
         return int(layer.input_dim), _label(layer)
     if isinstance(layer, keras.layers.CategoryEncoding):
         return int(layer.num_tokens), _label(layer)
-    if _is_functional(layer) or not hasattr(layer, "_flatten_layers"):
+    if isinstance(layer, keras.Sequential) and layer.layers:
+        first = _vocabulary(layer.layers[0], integer)
+        return (first[0], f"{layer.name}/{first[1]}") if first else None
+    # A float value reaching a composite layer is features, not ids.
+    if not integer or _is_functional(layer) or not hasattr(layer, "_flatten_layers"):
         return None
-    inner = [
+    inner: list[tuple[int, str]] = [
         (int(sub.input_dim), f"{layer.name}/{_label(sub)}") for sub in layer._flatten_layers(include_self=False)
         if isinstance(sub, keras.layers.Embedding)
     ]
@@ -140,7 +145,7 @@ def _follow(tensor: Any, uses: dict[int, list[_Use]]) -> _Findings:
                     if outer is current:
                         push(inner, f"{prefix}{use.operation.name}/")
                 continue
-            vocabulary = _vocabulary(use.operation)
+            vocabulary = _vocabulary(use.operation, _is_integer(current))
             if vocabulary is not None:
                 found.vocabularies.append((vocabulary[0], prefix + vocabulary[1]))
                 continue
@@ -185,16 +190,15 @@ def infer_domains(model: Any, named_inputs: list[tuple[str, Any]]) -> dict[str, 
         if dtype == "bool":
             domains[name] = (InputDomain(MASK, "bool dtype", length), None)
             continue
-        if not _is_integer(tensor):
-            domains[name] = (InputDomain(VALUES, "", length), None)
-            continue
+        # Float inputs are followed too: Keras casts a float input fed to an
+        # Embedding to ids, so normal noise there means negative ids.
         found = _follow(tensor, uses)
         if found.vocabularies:
             high, layer = min(found.vocabularies)
             domains[name] = (InputDomain(IDS, f"vocabulary of {layer}", length), high)
         elif found.mask_sources:
             domains[name] = (InputDomain(MASK, found.mask_sources[0], length), None)
-        elif any(word in name.lower() for word in MASK_WORDS):
+        elif _is_integer(tensor) and any(word in name.lower() for word in MASK_WORDS):
             domains[name] = (InputDomain(MASK, "named as a mask", length), None)
         else:
             domains[name] = (InputDomain(VALUES, "", length), None)

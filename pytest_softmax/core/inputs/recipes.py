@@ -75,10 +75,11 @@ class ArrayRecipe:
         target = numpy_dtype(dtype)
         if self.pattern in MASK_PATTERNS:
             return mask_values(self.pattern, shape, self.seed).astype(target, copy=False)
-        if target.kind in "iu":
+        if target.kind in "iu" or self.integer:
+            # Ids of a float dtype (an embedding casts them) are built as int64 first.
             lo, hi = (low, high) if low is not None and high is not None else DEFAULT_INT_RANGE
-            flat = int_values(self.pattern, size, target, low=lo, high=hi, offset=self.offset,
-                              seed=self.seed, spikes=self.spikes)
+            flat = int_values(self.pattern, size, target if target.kind in "iu" else np.dtype(np.int64),
+                              low=lo, high=hi, offset=self.offset, seed=self.seed, spikes=self.spikes)
         else:
             flat = float_values(self.pattern, size, dtype, scale=self.scale, offset=self.offset,
                                 seed=self.seed, spikes=self.spikes, rows=shape[0] if shape else 1,

@@ -76,7 +76,7 @@ def recipe_strategy(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
     if spec.is_mask:
         return st.builds(ArrayRecipe, pattern=st.sampled_from(WEIGHTED_MASK_PATTERNS), seed=_SEEDS,
                          integer=st.just(spec.is_integer))
-    if spec.is_integer:
+    if spec.is_ids:
         return _int_recipes(spec)
     return _float_recipes(spec)
 
