@@ -59,7 +59,7 @@ class SiteChecker:
         values = np.moveaxis(as_float64(output), axes, range(output.ndim - len(axes), output.ndim))
         rows = values.reshape(-1, int(np.prod(values.shape[output.ndim - len(axes):])))
         n_classes = rows.shape[-1]
-        if n_classes == 1:
+        if n_classes == 1 and fixed_single_element(site.shape, axes, output.shape):
             return self._single_element(site, output, axes)
         if site.masked:
             rows = rows[~np.all(rows == 0.0, axis=-1)]
@@ -75,10 +75,8 @@ class SiteChecker:
 
     @staticmethod
     def _single_element(site: LayerSite, output: np.ndarray, axes: Sequence[int]) -> tuple[list[Violation], float]:
-        """A softmax over one element: a failure when the model fixes the
-        size, nothing when a variable length happens to be 1."""
-        if not fixed_single_element(site.shape, axes, output.shape):
-            return [], 0.0
+        """A softmax over an axis the model fixes to one element: always 1.
+        (A variable length that happens to be 1 is checked like any other.)"""
         axis = site.softmax_axes[0] if site.softmax_axes and len(site.softmax_axes) == 1 else -1
         violation = single_element_violation(
             output=site.path, layer_name=site.path, layer_class=site.layer_class,
