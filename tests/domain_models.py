@@ -77,3 +77,13 @@ def float_ids_embedding() -> keras.Model:
     x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(100, 8, name="words_emb")(inp))
     return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(x), name="float_ids")
 
+
+
+@functools.cache
+def attention_pooling_classifier() -> keras.Model:
+    """Attention pooling inside a classifier: the internal Softmax(axis=1)
+    runs over the variable-length time axis."""
+    inp = keras.Input((None, 5))
+    weights = keras.layers.Softmax(axis=1, name="attn")(keras.layers.Dense(1, name="score")(inp))
+    pooled = keras.layers.Flatten()(keras.layers.Dot(axes=1)([weights, inp]))
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(pooled), name="attn_pool")

@@ -199,9 +199,19 @@ def test_softmax_over_a_variable_length_axis_is_checked_along_it(real: pytest.Py
         @pytest.mark.softmax_invariant(model=MODEL, axis=1, inputs=np.ones((4, 1, 5), "float32"))
         def test_one_step():
             pass
+
+        # The same inside a classifier: the internal site is checked along its axis, silently at length 1.
+        @pytest.mark.softmax_invariant(model=domain_models.attention_pooling_classifier(), max_examples=30)
+        def test_inside():
+            pass
+
+        @pytest.mark.softmax_invariant(model=domain_models.attention_pooling_classifier(),
+                                       inputs=np.ones((4, 1, 5), "float32"))
+        def test_inside_one_step():
+            pass
     """)
     result = real.runpytest(*RUN, "-W", "error")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=4)
     result.stdout.no_fnmatch_line("*size 1*")
     result.stdout.no_fnmatch_line("*single element*")
 
