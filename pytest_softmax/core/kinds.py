@@ -7,6 +7,8 @@ NOT_FINITE = "not finite"
 OUT_OF_RANGE = "out of range"
 NOT_NORMALIZED = "not normalized"
 MODEL_RAISED = "model raised"
+# Found before the search: a model variable holds NaN/Inf.
+WEIGHTS_NOT_FINITE = "weights not finite"
 
 # The rebuild line of an input the test gave (nothing to rebuild).
 GIVEN_INPUT = "(the inputs= you passed)"

@@ -48,6 +48,7 @@ from .preflight import StopCheck, out_of_memory, preflight, require_finite_input
 from .render import replay_text, violation_headline
 from .report import OutputResult, Replay, SoftmaxReport, Violation
 from .sites import SiteChecker, site_checker
+from .weights import weights_failure
 
 # Errors below a quarter of the tolerance are rounding noise (the default
 # tolerance has a margin of 5x or more over correct softmaxes, see
@@ -214,6 +215,9 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
          replay: Replay) -> SoftmaxReport:
     __tracebackhide__ = True
     started = time.perf_counter()
+    diverged = weights_failure(adapter)
+    if diverged is not None:
+        raise SoftmaxInvariantError(diverged)
     user_inputs = settings.inputs
     is_strategy = isinstance(user_inputs, st.SearchStrategy)
     specs = _input_specs(adapter, None if is_strategy else user_inputs)
