@@ -42,7 +42,7 @@ from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches
 from .inputs.strategies import generated_batches
-from .invariants import BatchCheck, check_batch, violations_of
+from .invariants import BatchCheck, check_batch, violations_of, without_masked_rows
 from .kinds import MODEL_RAISED
 from .preflight import StopCheck, out_of_memory, preflight, require_finite_inputs
 from .render import replay_text, violation_headline
@@ -148,6 +148,8 @@ class _Search:
             dtype, n_classes = self.validate(spec, output)
         except SoftmaxSetupError as exc:  # not a failure for Hypothesis to shrink
             raise StopCheck(exc) from exc
+        if self.settings.allow_masked_rows:
+            output = without_masked_rows(output, self.settings.axis)
         check = check_batch(output, self.settings.axis, self.settings.tolerance_for(dtype, n_classes))
         self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(check, dtype, self.settings)
         return violations_of(check, output, axis=self.settings.axis, name=spec.name, layer_name=spec.layer_name,

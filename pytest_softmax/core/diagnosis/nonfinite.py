@@ -97,6 +97,9 @@ def _fully_masked(record: LayerRecord, head: str, by_path: dict[str, LayerRecord
             "valid position (e.g. padding-only sequences) before the softmax")
     cause = ("every position masked: softmax of all -inf is 0/0" if how == "all -inf" else
              "every position masked: exp() underflows to 0, 0/0")
+    low = next((d for d in LOW_PRECISION if f"computes in {d}" in source), None)
+    if low is not None:
+        cause = f"{cause}; a mask constant past {low}'s max {_float_max(low):.6g} became -inf"
     return Finding(line, cause)
 
 

@@ -44,7 +44,8 @@ def explain_regrouped(producer: LayerRecord, violation: Violation, by_path: dict
     line = (f"{layer_name(softmax)} {where}: each softmax covers {n_values} values, but {regroupers} regroup"
             f"{'s' if len(chain) == 1 else ''} them into output rows of {violation.n_classes} along axis "
             f"{violation.axis}{seen}, not 1: apply the softmax after the regrouping, over the class axis "
-            f"(drop the softmax from {layer_name(softmax)}, regroup the logits, then Softmax(axis={violation.axis}))")
+            f"(drop the softmax from {layer_name(softmax)}, regroup the logits, then Softmax(axis={violation.axis})); "
+            "if each part is a distribution of its own, make the parts separate outputs")
     cause = (f"softmax over {n_values} values regrouped into rows of {violation.n_classes} by "
              f"{chain[-1].site.layer_class} {chain[-1].site.path!r}")
     return Finding(line, cause)
