@@ -128,8 +128,10 @@ def conv_lstm_softmax() -> keras.Model:
 
 class MaskedSelfAttention(keras.layers.Layer):
     """Hand-written attention that masks scores with -inf (or an additive
-    constant) before keras.ops.softmax, as in keras-team/keras#19183-style
-    reports: a padding-only row is masked everywhere."""
+    constant) before keras.ops.softmax: a padding-only row is masked
+    everywhere (jadore801120/attention-is-all-you-need-pytorch#5: NaN loss
+    from -inf masks; allenai/allennlp#890: masked softmax of an all-masked
+    row returns NaN)."""
 
     def __init__(self, fill: float = float("-inf"), additive: bool = False, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(**kwargs)
@@ -163,7 +165,8 @@ def masked_attention_neg_inf() -> keras.Model:
 @functools.cache
 def float16_additive_mask() -> keras.Model:
     """-1e9 as an additive mask under mixed_float16: -1e9 is -inf in float16
-    and 0 * -inf is NaN (huggingface/transformers#17166-style reports)."""
+    (google/flax#982: attention in float16 gives NaN with a mask;
+    openai/gpt-2#122: the 1e10 mask does not fit float16)."""
     return _token_model("fp16_mask", MaskedSelfAttention(fill=-1e9, additive=True, name="attn",
                                                          dtype="mixed_float16"), dtype="mixed_float16")
 
@@ -191,7 +194,9 @@ def pointer_softmax() -> keras.Model:
 
 @functools.cache
 def regrouped_by(kind: str) -> keras.Model:
-    """One softmax over many values regrouped into rows of classes."""
+    """One softmax over many values regrouped into rows of classes
+    (keras-team/keras#7614: Dense(49152, activation='softmax') reshaped to
+    (pixels, 12) to predict 12 probabilities per pixel)."""
     x = keras.Input((4,))
     if kind == "reshape":  # a per-pixel head written the wrong way round
         probs = keras.layers.Dense(96, activation="softmax", name="seg")(x)
@@ -217,6 +222,19 @@ def diverged_weights() -> keras.Model:
     kernel = model.get_layer("hidden").kernel
     kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
     return model
+
+
+@functools.cache
+def neg_inf_then_softmax_layer() -> keras.Model:
+    """The mask applied by its own layer (-inf where padded), then a Keras
+    Softmax layer over the positions as the output."""
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    embedded = keras.layers.Embedding(12, 4, name="embed")(tokens)
+    scores = keras.layers.Lambda(lambda e: keras.ops.sum(e, axis=-1), name="scores")(embedded)
+    masked = keras.layers.Lambda(
+        lambda a: keras.ops.where(keras.ops.not_equal(a[0], 0), a[1], float("-inf")), name="mask_scores",
+    )([tokens, scores])
+    return keras.Model(tokens, keras.layers.Softmax(name="weights")(masked), name="neg_inf_softmax")
 
 
 @functools.cache

@@ -171,4 +171,5 @@ def without_masked_rows(output: np.ndarray, axis: int) -> np.ndarray:
     softmax never writes one: its largest entry is at least 1/n)."""
     values = np.moveaxis(np.asarray(output), axis, -1)
     rows = values.reshape(-1, values.shape[-1])
-    return rows[~np.all(rows == 0, axis=-1)]
+    kept: np.ndarray = rows[~np.all(rows == 0, axis=-1)]
+    return kept

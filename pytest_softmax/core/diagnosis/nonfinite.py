@@ -51,7 +51,7 @@ def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tabl
     magnitudes = {f.site.path: f.max_abs for f in feeders}
     magnitudes.update({p: input_max_abs[p] for p in record.site.producers if p in input_max_abs})
     fed = ", ".join(
-        f"{layer_name(by_path[p]) if p in by_path else p} ({_finite_text(by_path.get(p))}max |value| {magnitudes[p]:.4g})"
+        f"{layer_name(by_path[p]) if p in by_path else p} ({_magnitude_text(by_path.get(p), magnitudes[p])})"
         for p in record.site.producers if p in magnitudes
     ) or "values computed outside any layer"
     for feeder in feeders:
@@ -67,8 +67,11 @@ def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tabl
     return _generic(record, head, largest)
 
 
-def _finite_text(record: LayerRecord | None) -> str:
-    return "finite, " if record is None or not record.nonfinite else "-inf where masked, "
+def _magnitude_text(record: LayerRecord | None, magnitude: float) -> str:
+    if math.isnan(magnitude):
+        return "every value -inf"
+    finite = "finite" if record is None or not record.nonfinite else "-inf where masked"
+    return f"{finite}, max |value| {magnitude:.4g}"
 
 
 def _fully_masked(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
