@@ -173,12 +173,24 @@ def float16_additive_mask() -> keras.Model:
 
 @functools.cache
 def float16_naive_softmax() -> keras.Model:
-    """A hand-written exp/sum computed in float16: exp() overflows past 11.1."""
-    return keras.Sequential([
+    """A hand-written exp/sum computed in float16: exp() overflows past 11.1.
+    Logits of both signs (s, -s, s/2, -s/2), so no row underflows as a whole."""
+    model = keras.Sequential([
         keras.Input((6,)), keras.layers.Dense(4, name="logits", dtype="mixed_float16"),
         keras.layers.Lambda(lambda x: keras.ops.exp(x) / keras.ops.sum(keras.ops.exp(x), axis=-1, keepdims=True),
                             name="naive", dtype="mixed_float16"),
     ], name="fp16_naive")
+    kernel = np.tile(np.array([[1.0, -1.0, 0.5, -0.5]], dtype="float32"), (6, 1))
+    model.get_layer("logits").set_weights([kernel, np.zeros(4, "float32")])
+    return model
+
+
+@functools.cache
+def masked_then_scaled() -> keras.Model:
+    """Two defects in one output: NaN rows (fully masked) and rows scaled
+    past 1 (a Rescaling after the softmax)."""
+    inner = neg_inf_then_softmax_layer()
+    return keras.Model(inner.input, keras.layers.Rescaling(2.0, name="double")(inner.output), name="two_defects")
 
 
 @functools.cache

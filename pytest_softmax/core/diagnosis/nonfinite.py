@@ -92,14 +92,19 @@ def _fully_masked(record: LayerRecord, head: str, by_path: dict[str, LayerRecord
     if row is None:
         return None
     where = f"row {list(row)}" if row else "its row"
+    if how != "all -inf":
+        return Finding(
+            f"{head}: every entry of {where} of the exp() input is so negative ({how}) that exp(x) / sum(exp(x)) "
+            f"is 0/0 = NaN (a row masked everywhere with a large negative does this too): use keras.ops.softmax, "
+            "which subtracts the row maximum first, and handle rows that have no valid position",
+            f"exp() underflows to 0 for a whole row in {dtype}: 0/0 in a hand-written softmax")
     source = _negative_infinity_source(record, by_path)
     line = (f"{head}: every position of {where} of the softmax input is masked ({how}), and a softmax over a "
             f"row with no unmasked position is 0/0 = NaN{source}: mask with a large finite negative that fits "
             f"{dtype} (e.g. {_FITTING_MASK.get(dtype, '-1e9')}) instead of -inf, use Keras' "
             "Softmax()(scores, mask=mask) (it writes zeros for a fully masked row), or handle rows that have no "
             "valid position (e.g. padding-only sequences) before the softmax")
-    cause = ("every position masked: softmax of all -inf is 0/0" if how == "all -inf" else
-             "every position masked: exp() underflows to 0, 0/0")
+    cause = "every position masked: softmax of all -inf is 0/0"
     low = next((d for d in LOW_PRECISION if f"computes in {d}" in source), None)
     if low is not None:
         cause = f"{cause}; a mask constant past {low}'s max {_float_max(low):.6g} became -inf"
