@@ -122,6 +122,7 @@ class ProbeResult:
     output_producers: list[str | None]
     inputs_finite: bool = True
     input_max_abs: dict[str, float] = field(default_factory=dict)  # by producer name, e.g. "input 'x'"
+    input_dtypes: dict[str, str] = field(default_factory=dict)  # by producer name, as above
     limitations: list[str] = field(default_factory=list)
 
     def by_path(self) -> dict[str, LayerRecord]:

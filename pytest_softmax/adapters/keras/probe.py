@@ -153,7 +153,8 @@ class KerasProbe:
                 f"model {self.adapter.name!r} exposes no layers to probe; the layer at fault cannot be named"
             )
         return ProbeResult(records, traced.output_producers, inputs_finite=finite, input_max_abs=largest,
-                           limitations=limitations)
+                           limitations=limitations,
+                           input_dtypes={name: np.asarray(x).dtype.name for name, x in zip(names, inputs)})
 
     def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
         """The model's outputs and every softmax site's output, in one pass."""

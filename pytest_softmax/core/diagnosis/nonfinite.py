@@ -42,7 +42,26 @@ def first_nonfinite(result: ProbeResult) -> LayerRecord | None:
     if not result.inputs_finite:
         return None
     candidates = [r for r in result.records if r.site.kind != CONTAINER and r.nonfinite]
-    return next((r for r in candidates if not _only_negative_infinity(r)), candidates[0] if candidates else None)
+    by_path = result.by_path()
+    return next((r for r in candidates if not (_only_negative_infinity(r) and _fed_a_mask(r, by_path, result))),
+                candidates[0] if candidates else None)
+
+
+def _fed_a_mask(record: LayerRecord, by_path: dict[str, LayerRecord], result: ProbeResult) -> bool:
+    """Whether a layer was given a mask (a boolean, integer or 0/1 tensor):
+    its -inf values then mark masked positions, not a division by zero."""
+    for producer in record.site.producers:
+        dtype = result.input_dtypes.get(producer)
+        feeder = by_path.get(producer)
+        if feeder is not None and feeder.output is not None:
+            dtype = feeder.output.dtype.name
+            values = feeder.output
+            if dtype not in ("bool",) and not dtype.startswith(("int", "uint")) and values.size and bool(
+                    np.isin(as_float64(values), (0.0, 1.0)).all()):
+                return True
+        if dtype is not None and (dtype == "bool" or dtype.startswith(("int", "uint"))):
+            return True
+    return False
 
 
 def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
@@ -57,8 +76,9 @@ def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tabl
     for feeder in feeders:
         table.add(feeder, "fed it (finite)" if not feeder.nonfinite else "fed it (-inf: a mask)")
     table.add(record, "at fault: first NaN/Inf")
+    inputs = "its inputs are" if not any(f.nonfinite for f in feeders) else "the model's inputs are"
     head = (f"{layer_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
-            f"probed rows) although the model's inputs are finite; fed by {fed}")
+            f"probed rows) although {inputs} finite; fed by {fed}")
     largest = max((m for m in magnitudes.values() if not math.isnan(m)), default=0.0)
     for rule in (_fully_masked, _dtype_overflow):
         found = rule(record, head, by_path, largest)

@@ -104,7 +104,17 @@ def _rearranges(record: LayerRecord, feeders: list[LayerRecord]) -> bool:
     theirs = np.sort(np.concatenate([as_float64(f.output).reshape(batch, -1) for f in feeders], axis=1), axis=1)
     if mine.shape != theirs.shape or mine.size == 0 or not np.isfinite(mine).all():
         return False
-    return bool(np.allclose(mine, theirs, rtol=1e-3, atol=1e-7))
+    # Moved values are copied exactly; only a cast between layers (a
+    # float16 layer fed by a float32 one) may round them.
+    eps = max(_epsilon(x.dtype) for x in [output, *(f.output for f in feeders if f.output is not None)])
+    return bool(np.allclose(mine, theirs, rtol=eps, atol=0.0))
+
+
+def _epsilon(dtype: np.dtype) -> float:
+    try:
+        return float(np.finfo(dtype).eps)
+    except (TypeError, ValueError):
+        return 2.0 ** -7  # bfloat16, which numpy's finfo may not know
 
 
 def _row_sums(record: LayerRecord, axis: int) -> tuple[float, float] | None:
