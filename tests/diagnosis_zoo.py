@@ -264,3 +264,22 @@ def mixed_float16_classifier() -> keras.Model:
         keras.layers.Dense(5, dtype="mixed_float16"),
         keras.layers.Activation("softmax", dtype="float32", name="probs"),
     ], name="mixed_clf")
+
+
+class MultipliedMask(keras.layers.Layer):
+    """Masks by multiplying: scores * mask + (1 - mask) * -inf, so a kept
+    position is 0 * -inf = NaN (the -inf-times-zero trap behind many
+    "masked attention gives NaN" reports)."""
+
+    def call(self, x, mask):  # type: ignore[no-untyped-def]
+        keep = keras.ops.cast(mask, x.dtype)
+        scores = keras.ops.sum(x, axis=-1)
+        return keras.ops.softmax(scores * keep + (1.0 - keep) * float("-inf"), axis=-1)
+
+
+@functools.cache
+def multiplied_mask() -> keras.Model:
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    mask = keras.layers.Lambda(lambda t: keras.ops.not_equal(t, 0), name="padding")(tokens)
+    embedded = keras.layers.Embedding(12, 4, name="embed")(tokens)
+    return keras.Model(tokens, MultipliedMask(name="pointer")(embedded, mask), name="multiplied_mask")

@@ -91,6 +91,20 @@ CASES = [
 def test_the_cause_is_in_the_first_lines_ci_shows(diag: pytest.Pytester, factory: str, layer: str, cause: str,
                                                   detail: str) -> None:
     result = run(diag, factory)
+    assert_cause_everywhere(diag, result, layer, cause, detail)
+
+
+def test_mask_multiplied_by_inf_makes_nan_before_the_softmax(diag: pytest.Pytester) -> None:
+    # Every row keeps a position: not a fully masked row, the 0 * -inf trap.
+    tokens = "__import__('numpy').array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], 'int32')"
+    result = run(diag, "diagnosis_zoo.multiplied_mask", f", inputs={tokens}")
+    assert_cause_everywhere(diag, result, "multiplied_mask/pointer (MultipliedMask)",
+                            "mask arithmetic with -inf (0 * -inf) made NaN before the softmax",
+                            "*already hold NaN next to -inf*select instead of multiplying*")
+
+
+def assert_cause_everywhere(diag: pytest.Pytester, result: pytest.RunResult, layer: str, cause: str,
+                            detail: str) -> None:
     result.assert_outcomes(failed=1)
     fault = f"layer at fault: {layer} ({cause})"
     # The full report, in the test's failure section.

@@ -80,7 +80,7 @@ def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tabl
     head = (f"{layer_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
             f"probed rows) although {inputs} finite; fed by {fed}")
     largest = max((m for m in magnitudes.values() if not math.isnan(m)), default=0.0)
-    for rule in (_fully_masked, _dtype_overflow):
+    for rule in (_fully_masked, _dtype_overflow, _nan_before_softmax):
         found = rule(record, head, by_path, largest)
         if found is not None:
             return found
@@ -153,6 +153,27 @@ def _dtype_overflow(record: LayerRecord, head: str, by_path: dict[str, LayerReco
             f"layer), use keras.ops.softmax (it subtracts the maximum, so it stays finite), or use constants "
             f"that fit {dtype} (e.g. {_FITTING_MASK[dtype]} as a mask value)")
     return Finding(line, f"{dtype} overflow: a value past {limit:.6g} became Inf")
+
+
+def _nan_before_softmax(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
+                        largest: float) -> Finding | None:
+    """The softmax was already fed NaN, made inside the layer from finite
+    inputs: with -inf beside it, mask arithmetic (0 * -inf, -inf - -inf)."""
+    if record.softmax_input is None:
+        return None
+    fed = as_float64(record.softmax_input)
+    if not np.isnan(fed).any():
+        return None
+    if np.isneginf(fed).any() or np.isposinf(fed).any():
+        return Finding(
+            f"{head}: the values its softmax was fed already hold NaN next to -inf: mask arithmetic with an "
+            "infinite constant (0 * -inf where a position is kept, or -inf - -inf) makes NaN before the softmax: "
+            "select instead of multiplying (keras.ops.where(mask, scores, -1e9)), use a finite constant, or "
+            "Keras' Softmax()(scores, mask=mask)",
+            "mask arithmetic with -inf (0 * -inf) made NaN before the softmax")
+    return Finding(f"{head}: the values its softmax was fed already hold NaN (made in this layer before the "
+                   "softmax): look for 0 * inf, inf - inf, a division by zero or log(0) there",
+                   "NaN made before the softmax inside the layer")
 
 
 def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
