@@ -62,7 +62,7 @@ CASES = [
                  "*it computes in float16, largest finite value 65504: a mask constant such as -1e9 overflows*",
                  id="float16-additive-mask"),
     pytest.param("diagnosis_zoo.float16_naive_softmax", "fp16_naive/naive (Lambda)",
-                 "float16 overflow: a value past 65504 became Inf",
+                 "float16 overflow: exp() past 11.1 became Inf",
                  "*it computes in float16, and an exp() of values up to * overflows float16 past 11.1*",
                  id="float16-exp-overflow"),
     pytest.param("diagnosis_zoo.pointer_softmax", "pointer_net/pointer (Softmax)",

@@ -67,7 +67,11 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
         report.notes.append(f"the per-layer probe failed ({type(exc).__name__}: {exc}); no layer diagnosis")
         return
     output_index = _output_index(adapter, first)
-    found = explain(result, first, output_index, skip_structure=bool(precision))
+    try:
+        found = explain(result, first, output_index, skip_structure=bool(precision))
+    except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
+        report.notes.append(f"the layer diagnosis failed ({type(exc).__name__}: {exc})")
+        return
     report.diagnosis.extend(found.lines)
     report.layers = found.rows
     report.cause = found.cause or report.cause

@@ -138,13 +138,16 @@ def _dtype_overflow(record: LayerRecord, head: str, by_path: dict[str, LayerReco
     dtype = _dtype_name(record.softmax_input.dtype) if record.softmax_input is not None else ""
     if dtype not in LOW_PRECISION:
         dtype = record.site.dtype if record.site.dtype in LOW_PRECISION else ""
-    if not dtype:
+    # bfloat16 has float32's range: computing in float32 would not help.
+    if not dtype or _float_max(dtype) >= _float_max("float32") / 2:
         return None
     limit, exp_limit = _float_max(dtype), math.log(_float_max(dtype))
     fed = as_float64(record.softmax_input) if record.softmax_input is not None else None
     fed_max = float(np.nanmax(fed[np.isfinite(fed)], initial=-np.inf)) if fed is not None and fed.size else -np.inf
+    cause = f"{dtype} overflow: a value past {limit:.6g} became Inf"
     if record.softmax_op == "exp" and fed_max > exp_limit:
         what = f"an exp() of values up to {fed_max:.4g} overflows {dtype} past {exp_limit:.3g}"
+        cause = f"{dtype} overflow: exp() past {exp_limit:.3g} became Inf"
     else:
         what = (f"a value past {dtype}'s largest finite value {limit:.6g} (a constant such as -1e9 for a mask, an "
                 f"exp() past {exp_limit:.3g}, a product or sum past {limit:.6g}; its inputs reach {largest:.4g}) "
@@ -152,7 +155,7 @@ def _dtype_overflow(record: LayerRecord, head: str, by_path: dict[str, LayerReco
     line = (f"{head}: it computes in {dtype}, and {what}: compute this layer in float32 (dtype='float32' on the "
             f"layer), use keras.ops.softmax (it subtracts the maximum, so it stays finite), or use constants "
             f"that fit {dtype} (e.g. {_FITTING_MASK[dtype]} as a mask value)")
-    return Finding(line, f"{dtype} overflow: a value past {limit:.6g} became Inf")
+    return Finding(line, cause)
 
 
 def _nan_before_softmax(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
@@ -253,17 +256,25 @@ def _dtype_name(dtype: Any) -> str:
     return normalize_dtype_name(dtype)
 
 
+# numpy's finfo does not know bfloat16 (an ml_dtypes type): its limits, by name.
+_BFLOAT16_MAX, _BFLOAT16_SMALLEST = 3.3895313892515355e38, 9.183549615799121e-41
+
+
 def _float_max(dtype: str) -> float:
+    if dtype == "bfloat16":
+        return _BFLOAT16_MAX
     try:
         return float(np.finfo(np.dtype(dtype)).max)
-    except TypeError:
-        return float(np.finfo(np.float32).max)  # bfloat16 shares float32's range
+    except (TypeError, ValueError):
+        return float(np.finfo(np.float32).max)
 
 
 def _exp_underflow(dtype: str) -> float:
     """Below this, exp() rounds to 0 in ``dtype``."""
+    if dtype == "bfloat16":
+        return math.log(_BFLOAT16_SMALLEST / 2)
     try:
         tiny = float(np.finfo(np.dtype(dtype)).smallest_subnormal)
-    except TypeError:
+    except (TypeError, ValueError):
         tiny = float(np.finfo(np.float32).smallest_subnormal)
     return math.log(tiny / 2)

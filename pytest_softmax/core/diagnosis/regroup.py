@@ -111,10 +111,12 @@ def _rearranges(record: LayerRecord, feeders: list[LayerRecord]) -> bool:
 
 
 def _epsilon(dtype: np.dtype) -> float:
+    if dtype.name == "bfloat16":  # numpy's finfo does not know it
+        return 2.0 ** -7
     try:
         return float(np.finfo(dtype).eps)
     except (TypeError, ValueError):
-        return 2.0 ** -7  # bfloat16, which numpy's finfo may not know
+        return 2.0 ** -7
 
 
 def _row_sums(record: LayerRecord, axis: int) -> tuple[float, float] | None:
