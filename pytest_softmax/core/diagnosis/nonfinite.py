@@ -204,13 +204,15 @@ def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
 
 def _softmax_feed(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple[np.ndarray | None, str]:
     """The values the softmax in ``record`` normalized: recorded by the probe,
-    else (a softmax layer, or a layer fed by one producer) its input."""
+    else, for a softmax layer fed by one producer, that producer's output.
+    (Any other layer's input is not assumed to feed an exp(): a division by
+    zero fed very negative logits is not an underflow.)"""
     if record.softmax_input is not None:
         return record.softmax_input, record.softmax_op
-    if len(record.site.producers) == 1 and record.site.producers[0] in by_path:
+    if record.site.is_softmax_site and len(record.site.producers) == 1 and record.site.producers[0] in by_path:
         producer = by_path[record.site.producers[0]]
-        if producer.output is not None and (record.site.is_softmax_site or record.site.kind == OTHER):
-            return producer.output, "softmax" if record.site.is_softmax_site else "exp"
+        if producer.output is not None and record.site.softmax_axes in (None, (-1,)):
+            return producer.output, "softmax"
     return None, ""
 
 
