@@ -211,8 +211,8 @@ def regrouped_by(kind: str) -> keras.Model:
     (pixels, 12) to predict 12 probabilities per pixel)."""
     x = keras.Input((4,))
     if kind == "reshape":  # a per-pixel head written the wrong way round
-        probs = keras.layers.Dense(96, activation="softmax", name="seg")(x)
-        out = keras.layers.Reshape((8, 12), name="pixels")(probs)
+        probs = keras.layers.Dense(768, activation="softmax", name="seg")(x)
+        out = keras.layers.Reshape((64, 12), name="pixels")(probs)
     elif kind == "permute":
         probs = keras.layers.Softmax(name="attn")(keras.layers.Reshape((6, 5))(keras.layers.Dense(30)(x)))
         out = keras.layers.Permute((2, 1), name="swap")(probs)
@@ -283,3 +283,22 @@ def multiplied_mask() -> keras.Model:
     mask = keras.layers.Lambda(lambda t: keras.ops.not_equal(t, 0), name="padding")(tokens)
     embedded = keras.layers.Embedding(12, 4, name="embed")(tokens)
     return keras.Model(tokens, MultipliedMask(name="pointer")(embedded, mask), name="multiplied_mask")
+
+
+class MaskedPointer(keras.layers.Layer):
+    """A pointer over positions written by hand: an additive -1e9 mask, a
+    softmax, then the mask multiplied back in, so a padding-only row comes
+    out all zeros (no Keras Softmax involved)."""
+
+    def call(self, x, mask):  # type: ignore[no-untyped-def]
+        keep = keras.ops.cast(mask, x.dtype)
+        scores = keras.ops.sum(x, axis=-1) + (1.0 - keep) * -1e9
+        return keras.ops.softmax(scores, axis=-1) * keep
+
+
+@functools.cache
+def hand_masked_pointer() -> keras.Model:
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    mask = keras.layers.Lambda(lambda t: keras.ops.not_equal(t, 0), name="padding")(tokens)
+    embedded = keras.layers.Embedding(12, 4, name="embed")(tokens)
+    return keras.Model(tokens, MaskedPointer(name="pointer")(embedded, mask), name="hand_pointer")

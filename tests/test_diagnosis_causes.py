@@ -69,17 +69,22 @@ CASES = [
                  "every position masked, so the row is all zeros",
                  "*hides every position of row *accept them with allow_masked_rows=True*",
                  id="masked-softmax-all-zero-row"),
+    pytest.param("diagnosis_zoo.hand_masked_pointer", "hand_pointer/pointer (MaskedPointer)",
+                 "every position masked, so the row is all zeros",
+                 "*fed its softmax mask values at every position of row *allow_masked_rows=True*",
+                 id="custom-layer-masked-all-zero-row"),
     pytest.param("lambda: diagnosis_zoo.regrouped_by('reshape')", "regrouped_reshape/seg (Dense)",
-                 "softmax over 96 values regrouped into rows of 12 by Reshape 'regrouped_reshape/pixels'",
-                 "*each softmax covers 96 values, but Reshape 'regrouped_reshape/pixels' regroups them into output "
-                 "rows of 12*apply the softmax after the regrouping, over the class axis*",
+                 "softmax over 768 values regrouped into rows of 12 by Reshape 'regrouped_reshape/pixels'",
+                 "*each softmax covers 768 values, but Reshape 'regrouped_reshape/pixels' regroups them into output "
+                 "rows of 12*(12 of the 768 values: 1/64 on average), not 1: apply the softmax after the "
+                 "regrouping, over the class axis*",
                  id="regrouped-by-reshape"),
     pytest.param("lambda: diagnosis_zoo.regrouped_by('permute')", "regrouped_permute/attn (Softmax)",
                  "softmax over 5 values regrouped into rows of 6 by Permute 'regrouped_permute/swap'",
                  "*each softmax covers 5 values, but Permute*", id="regrouped-by-permute"),
     pytest.param("lambda: diagnosis_zoo.regrouped_by('concat')", "regrouped_concat/head_a (Dense)",
                  "softmax over 3 values regrouped into rows of 6 by Concatenate 'regrouped_concat/both'",
-                 "*so each row sums to 2, not 1*", id="regrouped-by-concatenate"),
+                 "*so each row sums to 2 (2 softmaxes per row), not 1*", id="regrouped-by-concatenate"),
     pytest.param("diagnosis_zoo.diverged_weights", "diverged/hidden (Dense)",
                  "non-finite weights: kernel holds NaN",
                  "*Dense 'diverged/hidden': trainable variable 'kernel' holds 48 NaN of 48 values*",
@@ -181,3 +186,13 @@ def test_allow_masked_rows_must_be_a_boolean(diag: pytest.Pytester) -> None:
     result = run(diag, "diagnosis_zoo.pointer_softmax")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*softmax_allow_masked_rows = 'maybe'*is not a boolean*"])
+
+
+def test_allow_masked_rows_with_nothing_left_to_check_is_an_error() -> None:
+    import numpy as np
+    from diagnosis_zoo import pointer_softmax
+
+    from pytest_softmax import SoftmaxSetupError, check_softmax
+
+    with pytest.raises(SoftmaxSetupError, match="was all zeros .fully masked. in 1 examples, so allow_masked_rows"):
+        check_softmax(pointer_softmax(), inputs=np.zeros((4, 5), "int32"), allow_masked_rows=True)

@@ -234,6 +234,11 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
                           namespace or _default_namespace(specs))
     report = _build_report(search, outcome, replay, time.perf_counter() - started)
     failure = outcome.failure
+    if failure is None and settings.allow_masked_rows and not report.rows:
+        raise SoftmaxSetupError(
+            f"every output row of model {adapter.name!r} was all zeros (fully masked) in {report.examples} "
+            "examples, so allow_masked_rows=True left nothing to check: give inputs with unmasked positions "
+            "(inputs=...)")
     diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)
     if failure is not None:
         raise SoftmaxInvariantError(report)

@@ -36,6 +36,9 @@ def explain_regrouped(producer: LayerRecord, violation: Violation, by_path: dict
     for record in chain:
         table.add(record, "regroups the softmax output")
     regroupers = ", ".join(layer_name(r) for r in reversed(chain))
+    m = violation.n_classes
+    share = (f" ({m} of the {n_values} values: 1/{n_values // m} on average)" if n_values > m and n_values % m == 0
+             else f" ({m // n_values} softmaxes per row)" if m > n_values and m % n_values == 0 else "")
     sums = _row_sums(producer, violation.axis)
     seen = "" if sums is None else (f", so each row sums to {sums[0]:.3g}" if sums[1] - sums[0] < 5e-3 * max(
         abs(sums[1]), 1e-12) else f", so rows sum to {sums[0]:.3g}-{sums[1]:.3g}")
@@ -43,7 +46,7 @@ def explain_regrouped(producer: LayerRecord, violation: Violation, by_path: dict
              "normalizes (its rows sum to 1 along the last axis)")
     line = (f"{layer_name(softmax)} {where}: each softmax covers {n_values} values, but {regroupers} regroup"
             f"{'s' if len(chain) == 1 else ''} them into output rows of {violation.n_classes} along axis "
-            f"{violation.axis}{seen}, not 1: apply the softmax after the regrouping, over the class axis "
+            f"{violation.axis}{seen}{share}, not 1: apply the softmax after the regrouping, over the class axis "
             f"(drop the softmax from {layer_name(softmax)}, regroup the logits, then Softmax(axis={violation.axis})); "
             "if each part is a distribution of its own, make the parts separate outputs")
     cause = (f"softmax over {n_values} values regrouped into rows of {violation.n_classes} by "

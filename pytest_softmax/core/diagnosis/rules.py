@@ -25,6 +25,11 @@ from .regroup import explain_regrouped
 from .table import LayerTable, axes_text, layer_name, within
 
 
+# A row whose every score is at most this was masked everywhere (masks add
+# -1e4 .. -1e9, or -inf; real logits stay far above).
+MASK_VALUE_BELOW = -1e4
+
+
 @dataclass
 class Explanation:
     """What the rules found: the diagnosis lines, the table of layers
@@ -85,6 +90,11 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
 def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[str, LayerRecord],
                        table: LayerTable) -> Finding | None:
     site = cause.site
+    if site.kind != CONTAINER and not site.is_softmax_site and cause.output is not None:
+        checked = normalize_axes(violation.axis, cause.output.ndim)
+        masked = _masked_zero_row(cause, checked, table) if checked is not None else None
+        if masked is not None:
+            return masked
     if site.kind == CONTAINER:
         table.add(cause, "cannot look inside")
         return Finding(f"cannot name the layer at fault inside {layer_name(cause)}: its output is computed in its "
@@ -127,21 +137,38 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
             f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
             f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}",
             f"softmax over axis {axes_text(cause)}, checked along axis {violation.axis}")
-    zero_row = _all_zero_row(cause, axes) if site.masked and axes is not None else None
-    if zero_row is not None:
-        table.add(cause, "at fault: fully masked row")
-        return Finding(
-            f"{layer_name(cause)} was given a mask that hides every position of row {list(zero_row)}, so Keras "
-            "writes that row as all zeros (sum 0, not 1): if such rows are expected (e.g. padding-only queries), "
-            "accept them with allow_masked_rows=True in the marker (softmax_allow_masked_rows = true in the ini "
-            "file, --softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise "
-            "make sure every row keeps at least one unmasked position",
-            "every position masked, so the row is all zeros")
+    masked = _masked_zero_row(cause, axes, table) if axes is not None else None
+    if masked is not None:
+        return masked
     table.add(cause, "softmax, not normalized")
     return Finding(
         f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
         f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})",
         "the softmax's rows are not normalized")
+
+
+def _masked_zero_row(cause: LayerRecord, axes: tuple[int, ...], table: LayerTable) -> Finding | None:
+    """An all-zero output row where every position was masked: a Keras
+    Softmax called with a mask writes one by design, and so does a custom
+    layer that multiplies its softmax by the mask after feeding it a row of
+    mask values (all -inf, or all very negative)."""
+    zero_row = _all_zero_row(cause, axes)
+    if zero_row is None:
+        return None
+    fed = cause.softmax_input
+    mask_values = fed is not None and fed.size > 0 and bool(
+        (np.asarray(fed, dtype=np.float64) <= MASK_VALUE_BELOW).all(axis=-1).any())
+    if not (cause.site.masked or mask_values):
+        return None
+    table.add(cause, "at fault: fully masked row")
+    how = "was given a mask that hides" if cause.site.masked else "fed its softmax mask values at"
+    return Finding(
+        f"{layer_name(cause)} {how} every position of row {list(zero_row)}, so that row is written as all zeros "
+        "(sum 0, not 1): if such rows are expected (e.g. padding-only queries), accept them with "
+        "allow_masked_rows=True in the marker (softmax_allow_masked_rows = true in the ini file, "
+        "--softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise make sure "
+        "every row keeps at least one unmasked position",
+        "every position masked, so the row is all zeros")
 
 
 def _all_zero_row(record: LayerRecord, axes: tuple[int, ...]) -> tuple[int, ...] | None:
