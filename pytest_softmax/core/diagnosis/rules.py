@@ -24,7 +24,6 @@ from .nonfinite import Finding, explain_nonfinite, first_nonfinite
 from .regroup import explain_regrouped
 from .table import LayerTable, axes_text, layer_name, within
 
-
 # A row whose every score is at most this was masked everywhere (masks add
 # -1e4 .. -1e9, or -inf; real logits stay far above).
 MASK_VALUE_BELOW = -1e4
