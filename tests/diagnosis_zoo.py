@@ -302,3 +302,17 @@ def hand_masked_pointer() -> keras.Model:
     mask = keras.layers.Lambda(lambda t: keras.ops.not_equal(t, 0), name="padding")(tokens)
     embedded = keras.layers.Embedding(12, 4, name="embed")(tokens)
     return keras.Model(tokens, MaskedPointer(name="pointer")(embedded, mask), name="hand_pointer")
+
+
+class SoftmaxThenReshape(keras.layers.Layer):
+    """A custom head that normalizes over all its units and then reshapes
+    them into (positions, classes) in the same call()."""
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return keras.ops.reshape(keras.ops.softmax(x, axis=-1), (-1, 8, 6))
+
+
+@functools.cache
+def regrouped_inside_a_layer() -> keras.Model:
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(48, name="logits"),
+                             SoftmaxThenReshape(name="head")], name="regrouped_inside")

@@ -29,7 +29,7 @@ def explain_regrouped(producer: LayerRecord, violation: Violation, by_path: dict
     rearranged softmax."""
     found = _regrouped(producer, by_path, violation.tolerance)
     if found is None:
-        return None
+        return _regrouped_inside(producer, violation, table)
     softmax, axes, chain = found
     n_values = int(np.prod([softmax.output.shape[a] for a in axes])) if softmax.output is not None else 0
     table.add(softmax, "at fault: softmax regrouped")
@@ -52,6 +52,36 @@ def explain_regrouped(producer: LayerRecord, violation: Violation, by_path: dict
     cause = (f"softmax over {n_values} values regrouped into rows of {violation.n_classes} by "
              f"{chain[-1].site.layer_class} {chain[-1].site.path!r}")
     return Finding(line, cause)
+
+
+def _regrouped_inside(record: LayerRecord, violation: Violation, table: LayerTable) -> Finding | None:
+    """A layer whose own call() computes a softmax and then reshapes or
+    transposes it: its output holds exactly the softmax's values, in other
+    rows."""
+    fed, output = record.softmax_input, record.output
+    if record.softmax_op != "softmax" or fed is None or output is None or fed.ndim < 1 or output.ndim < 1:
+        return None
+    batch = output.shape[0]
+    if fed.shape[0] != batch or fed.size != output.size or fed.size == 0:
+        return None
+    logits = as_float64(fed)
+    if not np.isfinite(logits).all():
+        return None
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs = shifted / shifted.sum(axis=-1, keepdims=True)
+    mine = np.sort(as_float64(output).reshape(batch, -1), axis=1)
+    if not np.allclose(mine, np.sort(probs.reshape(batch, -1), axis=1), rtol=1e-3, atol=1e-6):
+        return None
+    n_values, m = int(fed.shape[-1]), violation.n_classes
+    if n_values == m:
+        return None
+    table.add(record, "at fault: softmax regrouped inside")
+    return Finding(
+        f"{layer_name(record)} computes a softmax over {n_values} values in its own call() and then regroups "
+        f"them into output rows of {m} along axis {violation.axis}, so the rows do not sum to 1: apply the "
+        f"softmax after the reshape, over the class axis (e.g. keras.ops.softmax(reshaped, axis={violation.axis}))",
+        f"softmax over {n_values} values regrouped into rows of {m} inside {record.site.layer_class} "
+        f"{record.site.path!r}")
 
 
 def _regrouped(producer: LayerRecord, by_path: dict[str, LayerRecord],
