@@ -117,11 +117,12 @@ def assert_cause_everywhere(diag: pytest.Pytester, result: pytest.RunResult, lay
     result.assert_outcomes(failed=1)
     fault = f"layer at fault: {layer} ({cause})"
     # The full report, in the test's failure section.
-    result.stdout.fnmatch_lines(["softmax invariant violated: *", f"  {fault}", detail])
+    result.stdout.fnmatch_lines(["softmax invariant violated: *", f"  {fault}", "  fix: *", detail])
     # The junit message attribute (what CI pages show first) holds it
     # before any secondary "also:" line or truncation note.
     message = junit_message(diag)
     assert fault in message, message
+    assert "\n  fix: " in message, message
     assert message.index(fault) < message.find("also:") if "also:" in message else True
     # The terminal summary line.
     result.stdout.fnmatch_lines([f"FAILED test_user.py::test_model: *; {fault}"])
@@ -143,7 +144,11 @@ def test_a_second_violation_comes_after_the_cause(diag: pytest.Pytester) -> None
     lines = junit_message(diag).splitlines()
     assert lines[1] == ("  layer at fault: two_defects/weights (Softmax) (every position masked: softmax of all "
                         "-inf is 0/0)"), lines
-    assert lines[2].startswith("  also: output 'double' (double: Rescaling) is not normalized"), lines
+    assert lines[2].startswith("  fix: mask with a finite value that fits float32 (e.g. -1e9)"), lines
+    # The secondary violation follows (in the attribute if it fits, always in the element text).
+    assert lines[3].startswith(("  also: ", "[+")), lines
+    failure = ET.parse(diag.path / "junit.xml").find(".//testcase/failure")
+    assert failure is not None and "  also: output 'double' (double: Rescaling) is not normalized" in str(failure.text)
 
 
 def test_weights_are_checked_before_any_input_is_tried(diag: pytest.Pytester) -> None:

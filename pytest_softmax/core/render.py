@@ -77,6 +77,8 @@ def render_report(report: SoftmaxReport) -> str:
     # only the first few hundred characters (the junit message attribute).
     if report.violations and report.violations[0].kind != MODEL_RAISED and report.fault_line:
         lines.append(f"  {report.fault_line}")
+        if report.fix:
+            lines.append(f"  fix: {report.fix}")
     lines.extend(f"  also: {violation_headline(extra)}" for extra in report.violations[1:])
     lines.extend(f"  {line}" for line in report.diagnosis)
     if report.layers:

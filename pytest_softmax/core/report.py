@@ -130,6 +130,8 @@ class SoftmaxReport:
     # The cause in a few words, set by the diagnosis rule that fired (e.g.
     # "every position masked: softmax of all -inf"); None: no rule fired.
     cause: str | None = None
+    # The fix in one short clause, from the same rule; None: no rule fired.
+    fix: str | None = None
 
     @property
     def blamed_layer(self) -> str | None:

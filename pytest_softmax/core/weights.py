@@ -42,6 +42,7 @@ def weights_failure(adapter: ModelAdapter) -> SoftmaxReport | None:
         diagnosis=[*(_describe(w) for w in bad[:MAX_LISTED]), _advice()],
         layer_at_fault=f"{first.layer_path} ({first.layer_class})",
         cause=f"non-finite weights: {first.variable} holds {what}",
+        fix="retrain (lower the learning rate, clip gradients) or load a checkpoint from before it diverged",
     )
 
 

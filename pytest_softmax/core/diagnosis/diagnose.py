@@ -56,6 +56,7 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
     if precision:
         report.diagnosis.append(precision)
         report.cause = (f"{first.dtype} output judged by a tolerance stricter than {first.dtype} allows")
+        report.fix = f"keep the final softmax in float32, or raise softmax_atol_{first.dtype}"
     if not isinstance(adapter, LayerProbing):
         report.diagnosis.append(
             f"cannot name the layer at fault: {adapter.name!r} does not expose its layers to the probe"
@@ -75,6 +76,7 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
     report.diagnosis.extend(found.lines)
     report.layers = found.rows
     report.cause = found.cause or report.cause
+    report.fix = found.fix or report.fix
     report.layer_at_fault = next(
         (f"{row.path} ({row.layer_class})" for row in found.rows if row.verdict.startswith("at fault")), None)
 

@@ -32,6 +32,9 @@ class Finding:
 
     line: str
     cause: str
+    # The fix in one short clause, shown right after the cause (it must fit
+    # the junit message attribute with the headline).
+    fix: str = ""
 
 
 def first_nonfinite(result: ProbeResult) -> LayerRecord | None:
@@ -117,7 +120,8 @@ def _fully_masked(record: LayerRecord, head: str, by_path: dict[str, LayerRecord
             f"{head}: every entry of {where} of the exp() input is so negative ({how}) that exp(x) / sum(exp(x)) "
             f"is 0/0 = NaN (a row masked everywhere with a large negative does this too): use keras.ops.softmax, "
             "which subtracts the row maximum first, and handle rows that have no valid position",
-            f"exp() underflows to 0 for a whole row in {dtype}: 0/0 in a hand-written softmax")
+            f"exp() underflows to 0 for a whole row in {dtype}: 0/0 in a hand-written softmax",
+            "use keras.ops.softmax, which subtracts the row maximum")
     source = _negative_infinity_source(record, by_path)
     line = (f"{head}: every position of {where} of the softmax input is masked ({how}), and a softmax over a "
             f"row with no unmasked position is 0/0 = NaN{source}: mask with a large finite negative that fits "
@@ -128,7 +132,8 @@ def _fully_masked(record: LayerRecord, head: str, by_path: dict[str, LayerRecord
     low = next((d for d in LOW_PRECISION if f"computes in {d}" in source), None)
     if low is not None:
         cause = f"{cause}; a mask constant past {low}'s max {_float_max(low):.6g} became -inf"
-    return Finding(line, cause)
+    return Finding(line, cause, f"mask with a finite value that fits {dtype} (e.g. {_FITTING_MASK.get(dtype, '-1e9')}), "
+                   "Softmax()(scores, mask=mask), or handle rows with no valid position")
 
 
 def _dtype_overflow(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
@@ -155,7 +160,8 @@ def _dtype_overflow(record: LayerRecord, head: str, by_path: dict[str, LayerReco
     line = (f"{head}: it computes in {dtype}, and {what}: compute this layer in float32 (dtype='float32' on the "
             f"layer), use keras.ops.softmax (it subtracts the maximum, so it stays finite), or use constants "
             f"that fit {dtype} (e.g. {_FITTING_MASK[dtype]} as a mask value)")
-    return Finding(line, cause)
+    return Finding(line, cause, f"compute this layer in float32 (dtype='float32'), use keras.ops.softmax, or "
+                   f"constants that fit {dtype}")
 
 
 def _nan_before_softmax(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
@@ -173,7 +179,8 @@ def _nan_before_softmax(record: LayerRecord, head: str, by_path: dict[str, Layer
             "infinite constant (0 * -inf where a position is kept, or -inf - -inf) makes NaN before the softmax: "
             "select instead of multiplying (keras.ops.where(mask, scores, -1e9)), use a finite constant, or "
             "Keras' Softmax()(scores, mask=mask)",
-            "mask arithmetic with -inf (0 * -inf) made NaN before the softmax")
+            "mask arithmetic with -inf (0 * -inf) made NaN before the softmax",
+            "select with keras.ops.where(mask, scores, -1e9) instead of multiplying by -inf")
     return Finding(f"{head}: the values its softmax was fed already hold NaN (made in this layer before the "
                    "softmax): look for 0 * inf, inf - inf, a division by zero or log(0) there",
                    "NaN made before the softmax inside the layer")
@@ -186,14 +193,15 @@ def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
         return Finding(
             f"{head}: values that large overflow {dtype} when multiplied or squared (max {_float_max(dtype):.3g}); "
             "scale or normalize the input, or compute this layer in float32/float64",
-            f"{dtype} overflow of large inputs")
+            f"{dtype} overflow of large inputs", "scale or normalize the input, or compute this layer in float32")
     exp_fed = record.softmax_op == "exp" and record.softmax_input is not None
     fed_max = float(np.nanmax(as_float64(record.softmax_input), initial=-np.inf)) if exp_fed else largest
     if record.site.kind == OTHER and fed_max > limit and not record.infinite:
         return Finding(
             f"{head}: an exp() overflows in {dtype} past {limit:.3g}, so a hand-written exp(x) / sum(exp(x)) gives "
             "Inf/Inf = NaN: use keras.ops.softmax, which subtracts the maximum first",
-            f"exp() overflow past {limit:.3g} in a hand-written softmax")
+            f"exp() overflow past {limit:.3g} in a hand-written softmax",
+            "use keras.ops.softmax, which subtracts the row maximum")
     if record.site.is_softmax_site:
         return Finding(f"{head}: the softmax itself produced NaN/Inf; its input reaches {largest:.4g}",
                        "the softmax produced NaN/Inf")

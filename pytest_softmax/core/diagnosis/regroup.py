@@ -51,7 +51,7 @@ def explain_regrouped(producer: LayerRecord, violation: Violation, by_path: dict
             "if each part is a distribution of its own, make the parts separate outputs")
     cause = (f"softmax over {n_values} values regrouped into rows of {violation.n_classes} by "
              f"{chain[-1].site.layer_class} {chain[-1].site.path!r}")
-    return Finding(line, cause)
+    return Finding(line, cause, f"regroup the logits first, then Softmax(axis={violation.axis}) over the class axis")
 
 
 def _regrouped_inside(record: LayerRecord, violation: Violation, table: LayerTable) -> Finding | None:
@@ -59,7 +59,8 @@ def _regrouped_inside(record: LayerRecord, violation: Violation, table: LayerTab
     transposes it: its output holds exactly the softmax's values, in other
     rows."""
     fed, output = record.softmax_input, record.output
-    if record.softmax_op != "softmax" or fed is None or output is None or fed.ndim < 1 or output.ndim < 1:
+    # A softmax layer over another axis is the other-axis rule's business.
+    if record.site.kind != OTHER or record.softmax_op != "softmax" or fed is None or output is None or fed.ndim < 1 or output.ndim < 1:
         return None
     batch = output.shape[0]
     if fed.shape[0] != batch or fed.size != output.size or fed.size == 0:
@@ -81,7 +82,8 @@ def _regrouped_inside(record: LayerRecord, violation: Violation, table: LayerTab
         f"them into output rows of {m} along axis {violation.axis}, so the rows do not sum to 1: apply the "
         f"softmax after the reshape, over the class axis (e.g. keras.ops.softmax(reshaped, axis={violation.axis}))",
         f"softmax over {n_values} values regrouped into rows of {m} inside {record.site.layer_class} "
-        f"{record.site.path!r}")
+        f"{record.site.path!r}",
+        f"reshape first, then keras.ops.softmax(..., axis={violation.axis}) over the class axis")
 
 
 def _regrouped(producer: LayerRecord, by_path: dict[str, LayerRecord],

@@ -37,6 +37,7 @@ class Explanation:
     lines: list[str]
     rows: list[LayerResult]
     cause: str | None = None
+    fix: str = ""
 
 
 def explain(result: ProbeResult, violation: Violation, output_index: int | None,
@@ -46,11 +47,12 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
     table = LayerTable(by_path, violation.axis, violation.tolerance)
     lines = list(result.limitations)
     cause: str | None = None
+    fix = ""
     nonfinite = first_nonfinite(result)
     if nonfinite is not None:
         finding = explain_nonfinite(nonfinite, by_path, table, result.input_max_abs)
         lines.append(finding.line)
-        cause = finding.cause
+        cause, fix = finding.cause, finding.fix
     if violation.site:
         record = by_path.get(violation.site)
         if record is not None:
@@ -59,7 +61,7 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
                 lines.append(f"{layer_name(record)} is a softmax inside the model whose rows do not sum to 1 along "
                              f"its own axis {axes_text(record)} (masked rows excepted)")
                 cause = f"internal softmax rows do not sum to 1 along axis {axes_text(record)}"
-        return Explanation(lines, table.rows, cause)
+        return Explanation(lines, table.rows, cause, fix)
     producer = result.output_producers[output_index] if output_index is not None and output_index < len(
         result.output_producers) else None
     if producer is None or producer not in by_path:
@@ -67,12 +69,12 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
             f"cannot name the layer that made output {violation.output!r}: it is computed outside any layer "
             "(in the model's own call()); split that computation into a layer to localize it"
         )
-        return Explanation(lines, table.rows, cause or "computed outside any layer")
+        return Explanation(lines, table.rows, cause or "computed outside any layer", fix)
     if nonfinite is None and not skip_structure:
         regrouped = explain_regrouped(by_path[producer], violation, by_path, table)
         if regrouped is not None:
             lines.append(regrouped.line)
-            return Explanation(lines, table.rows, regrouped.cause)
+            return Explanation(lines, table.rows, regrouped.cause, regrouped.fix)
     root, looked_through = _look_through(by_path[producer], by_path)
     for record in looked_through:
         table.add(record, "looked through")
@@ -80,10 +82,10 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
         structure = _explain_structure(root, violation, by_path, table)
         if structure is not None:
             lines.append(structure.line)
-            cause = structure.cause
+            cause, fix = structure.cause, structure.fix
     elif root.site.path not in table.seen:
         table.add(root, "produces the output")
-    return Explanation(lines, table.rows, cause)
+    return Explanation(lines, table.rows, cause, fix)
 
 
 def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[str, LayerRecord],
@@ -120,7 +122,8 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
             f"(max |sum - 1| = {culprit.sum_error(violation.axis):.4g} after it, "
             f"{upstream.sum_error(upstream.site.softmax_axes or -1):.2g} before): apply the softmax last, or "
             "drop or renormalize that layer",
-            f"changes the sums of softmax {upstream.site.path!r} after it")
+            f"changes the sums of softmax {upstream.site.path!r} after it",
+            "apply the softmax last, or drop or renormalize that layer")
     table.add(cause, "at fault: no softmax")
     return _no_softmax(cause)
 
@@ -135,7 +138,8 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
             f"{layer_name(cause)} normalizes over axis {axes_text(cause)} but the output is checked along "
             f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
             f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}",
-            f"softmax over axis {axes_text(cause)}, checked along axis {violation.axis}")
+            f"softmax over axis {axes_text(cause)}, checked along axis {violation.axis}",
+            f"Softmax(axis={violation.axis}) over the class axis, or check with axis={axes_text(cause)}")
     masked = _masked_zero_row(cause, axes, table) if axes is not None else None
     if masked is not None:
         return masked
@@ -167,7 +171,8 @@ def _masked_zero_row(cause: LayerRecord, axes: tuple[int, ...], table: LayerTabl
         "allow_masked_rows=True in the marker (softmax_allow_masked_rows = true in the ini file, "
         "--softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise make sure "
         "every row keeps at least one unmasked position",
-        "every position masked, so the row is all zeros")
+        "every position masked, so the row is all zeros",
+        "if such rows are expected: allow_masked_rows=True (ini softmax_allow_masked_rows = true)")
 
 
 def _all_zero_row(record: LayerRecord, axes: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -201,7 +206,8 @@ def _recurrent(record: LayerRecord) -> Finding:
     return Finding(
         f"{layer_name(record)} applies softmax inside its recurrent cell: the cell {how}, so {seen}, not 1; "
         f"use {site.layer_class}({units}) followed by Dense({units}, activation='softmax')",
-        f"softmax inside the {site.layer_class} cell, which gates it")
+        f"softmax inside the {site.layer_class} cell, which gates it",
+        f"{site.layer_class}({units}) followed by Dense({units}, activation='softmax')")
 
 
 def _no_softmax(record: LayerRecord) -> Finding:
@@ -210,21 +216,23 @@ def _no_softmax(record: LayerRecord) -> Finding:
     if site.layer_class == "Lambda":
         function = f" (function {site.function})" if site.function else ""
         return Finding(f"{name}{function} makes the output and no softmax comes before it: end the "
-                       "model with keras.ops.softmax or a Softmax layer", "no softmax before the output")
+                       "model with keras.ops.softmax or a Softmax layer", "no softmax before the output",
+                       "end the model with keras.ops.softmax or a Softmax layer")
     if activation in (None, "linear"):
         what = "logits (linear activation)" if activation == "linear" else "unnormalized values"
         return Finding(
             f"{name} outputs {what}, not probabilities: add activation='softmax' (or a Softmax layer), or, "
             "if logits are intended (from_logits=True losses), do not check this output as a distribution",
-            f"no softmax: outputs {what}")
+            f"no softmax: outputs {what}", "add activation='softmax' or a Softmax layer")
     if activation == "sigmoid":
         return Finding(
             f"{name} uses sigmoid: independent per-class probabilities (multi-label), which need not sum "
             "to 1: use softmax for one distribution over classes, or leave this output out (outputs=[...])",
-            "sigmoid, not softmax")
+            "sigmoid, not softmax", "softmax for one distribution, or leave this output out (outputs=[...])")
     if activation == "log_softmax":
         return Finding(f"{name} uses log_softmax: the output holds log-probabilities, whose exp() sums to 1: use "
-                       "softmax, or check exp(output) instead", "log_softmax: log-probabilities")
+                       "softmax, or check exp(output) instead", "log_softmax: log-probabilities",
+                       "softmax, or check exp(output)")
     return Finding(f"{name} uses {activation}, which does not make a distribution: end with activation='softmax', "
                    "or check a different invariant for this output", f"{activation}, no softmax")
 
