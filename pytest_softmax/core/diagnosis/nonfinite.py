@@ -54,17 +54,22 @@ def _fed_a_mask(record: LayerRecord, by_path: dict[str, LayerRecord], result: Pr
     """Whether a layer was given a mask (a boolean, integer or 0/1 tensor):
     its -inf values then mark masked positions, not a division by zero."""
     for producer in record.site.producers:
-        dtype = result.input_dtypes.get(producer)
         feeder = by_path.get(producer)
-        if feeder is not None and feeder.output is not None:
-            dtype = feeder.output.dtype.name
-            values = feeder.output
-            if dtype not in ("bool",) and not dtype.startswith(("int", "uint")) and values.size and bool(
-                    np.isin(as_float64(values), (0.0, 1.0)).all()):
-                return True
-        if dtype is not None and (dtype == "bool" or dtype.startswith(("int", "uint"))):
+        if feeder is not None and feeder.output is not None and _is_mask(feeder.output):
+            return True
+        if feeder is None and _is_integer(result.input_dtypes.get(producer, "")):
             return True
     return False
+
+
+def _is_integer(dtype: str) -> bool:
+    return dtype == "bool" or dtype.startswith(("int", "uint"))
+
+
+def _is_mask(values: np.ndarray) -> bool:
+    if _is_integer(values.dtype.name):
+        return True
+    return bool(values.size) and bool(np.isin(as_float64(values), (0.0, 1.0)).all())
 
 
 def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
