@@ -49,10 +49,11 @@ def _check(variable: Any, path: str, layer_class: str, trainable: bool) -> NonFi
         return None
     if not can_be_nonfinite(values.dtype) or values.size == 0:
         return None
+    # The common case, all finite, in the variable's own dtype: no copy.
+    if np.isfinite(values).all():
+        return None
     widened = values.astype(np.float64)
     nan, inf = int(np.isnan(widened).sum()), int(np.isinf(widened).sum())
-    if not (nan or inf):
-        return None
     name = str(getattr(variable, "name", None) or "variable")
     return NonFiniteWeight(layer_path=path, layer_class=layer_class, variable=name, nan=nan, inf=inf,
                            size=int(values.size), trainable=trainable)
