@@ -148,12 +148,14 @@ class _Search:
             dtype, n_classes = self.validate(spec, output)
         except SoftmaxSetupError as exc:  # not a failure for Hypothesis to shrink
             raise StopCheck(exc) from exc
-        if self.settings.allow_masked_rows:
-            output = without_masked_rows(output, self.settings.axis)
-        check = check_batch(output, self.settings.axis, self.settings.tolerance_for(dtype, n_classes))
+        axis = self.settings.axis
+        if self.settings.allow_masked_rows:  # one row per distribution, class axis last
+            output, axis = without_masked_rows(output, axis), -1
+        check = check_batch(output, axis, self.settings.tolerance_for(dtype, n_classes))
         self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(check, dtype, self.settings)
-        return violations_of(check, output, axis=self.settings.axis, name=spec.name, layer_name=spec.layer_name,
-                             layer_class=spec.layer_class, dtype=dtype), check.severity
+        found = violations_of(check, output, axis=axis, name=spec.name, layer_name=spec.layer_name,
+                              layer_class=spec.layer_class, dtype=dtype)
+        return [replace(v, axis=self.settings.axis) for v in found], check.severity
 
     def _model_raised(self, batch: GeneratedBatch, exc: Exception) -> Violation:
         failure = explain_error(self.adapter, exc)
