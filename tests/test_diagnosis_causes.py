@@ -205,3 +205,15 @@ def test_allow_masked_rows_with_nothing_left_to_check_is_an_error() -> None:
 
     with pytest.raises(SoftmaxSetupError, match="was all zeros .fully masked. in 1 examples, so allow_masked_rows"):
         check_softmax(pointer_softmax(), inputs=np.zeros((4, 5), "int32"), allow_masked_rows=True)
+
+
+def test_a_saved_model_with_diverged_weights_fails(diag: pytest.Pytester) -> None:
+    # Its serving signature returns finite, uniform rows: the fused
+    # MatMul+ReLU hides the NaN kernel.
+    from diagnosis_zoo import diverged_weights
+
+    diverged_weights().export(str(diag.path / "exported"), verbose=False)
+    result = diag.runpytest("-p", "no:cacheprovider", "--softmax-model", "exported", "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    assert ("layer at fault: diverged/hidden (SavedModel variable) (non-finite weights: kernel holds NaN)"
+            in junit_message(diag))

@@ -40,7 +40,22 @@ def nonfinite_weights(model: Any) -> list[NonFiniteWeight]:
     return found
 
 
-def _check(variable: Any, path: str, layer_class: str, trainable: bool) -> NonFiniteWeight | None:
+def nonfinite_saved_variables(loaded: Any) -> list[NonFiniteWeight]:
+    """The same for a loaded SavedModel, which has variables but no layers:
+    each is named by its own path (``model/dense/kernel:0``)."""
+    trainable_ids = {id(v) for v in getattr(loaded, "trainable_variables", [])}
+    found = []
+    for variable in getattr(loaded, "variables", []):
+        name = str(getattr(variable, "name", "variable")).split(":")[0]
+        path, _, short = name.rpartition("/")
+        problem = _check(variable, path or name, "SavedModel variable", id(variable) in trainable_ids, short)
+        if problem is not None:
+            found.append(problem)
+    return found
+
+
+def _check(variable: Any, path: str, layer_class: str, trainable: bool,
+           name: str | None = None) -> NonFiniteWeight | None:
     import keras
 
     try:
@@ -54,6 +69,6 @@ def _check(variable: Any, path: str, layer_class: str, trainable: bool) -> NonFi
         return None
     widened = values.astype(np.float64)
     nan, inf = int(np.isnan(widened).sum()), int(np.isinf(widened).sum())
-    name = str(getattr(variable, "name", None) or "variable")
+    name = name or str(getattr(variable, "name", None) or "variable")
     return NonFiniteWeight(layer_path=path, layer_class=layer_class, variable=name, nan=nan, inf=inf,
                            size=int(values.size), trainable=trainable)
