@@ -125,6 +125,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse_bool,
         metavar="BOOL",
     ),
+    Setting(
+        "allow_masked_rows",
+        "accept all-zero output rows, which Keras' Softmax writes for a row its mask hides entirely "
+        "(e.g. a padding-only sequence); NaN is never accepted (default: false)",
+        parse_bool,
+        metavar="BOOL",
+    ),
     *(
         Setting(
             f"atol_{dtype}",
@@ -169,6 +176,7 @@ class SessionSettings:
     max_examples: int | None = None
     batch_size: int | None = None
     safe_mode: bool | None = None
+    allow_masked_rows: bool | None = None
     atol_by_dtype: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict)
 
@@ -210,10 +218,11 @@ def load_session_settings(
 
 MARKER_SIGNATURE = (
     "softmax_invariant(model=None, *, axis=-1, atol=None, rtol=None, max_examples=None, "
-    "batch_size=None, inputs=None, outputs=None, safe_mode=None)"
+    "batch_size=None, inputs=None, outputs=None, safe_mode=None, allow_masked_rows=None)"
 )
 MARKER_ARGUMENTS = (
     "model", "axis", "atol", "rtol", "max_examples", "batch_size", "inputs", "outputs", "safe_mode",
+    "allow_masked_rows",
 )
 
 
@@ -230,6 +239,7 @@ class MarkerSettings:
     inputs: object = None
     outputs: object = None
     safe_mode: bool | None = None
+    allow_masked_rows: bool | None = None
 
 
 def _parse_strict_bool(raw: object) -> bool:
@@ -262,6 +272,7 @@ _MARKER_PARSERS: dict[str, Callable[[object], Any]] = {
     "batch_size": parse_positive_int,
     "outputs": _parse_outputs,
     "safe_mode": _parse_strict_bool,
+    "allow_masked_rows": _parse_strict_bool,
 }
 
 
@@ -319,6 +330,9 @@ class CheckSettings:
     outputs: object = None
     inputs: object = None
     safe_mode: bool = True
+    # All-zero output rows (a masked Softmax's fully masked rows) are
+    # accepted, on the user's word; NaN never is.
+    allow_masked_rows: bool = False
 
     def atol_for(self, dtype: str, n_classes: int) -> float:
         """The absolute tolerance for one output: a forced ``atol`` (marker or
@@ -371,6 +385,7 @@ def resolve(
         outputs=layered.outputs,
         inputs=layered.inputs,
         safe_mode=pick("safe_mode", True),
+        allow_masked_rows=pick("allow_masked_rows", False),
     )
 
 

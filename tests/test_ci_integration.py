@@ -179,7 +179,7 @@ def test_summary_lists_failures_first_and_folds_passes(zoo: pytest.Pytester, sav
     result.stdout.fnmatch_lines([
         "*= softmax invariants =*",
         ("FAILED softmax::lstm.keras: output 'lstm' [[]float32[]] max |sum - 1| = * > *; "
-         "* examples, * rows; layer at fault: *lstm (LSTM)"),
+         "* examples, * rows; layer at fault: *lstm (LSTM) (softmax inside the LSTM cell, which gates it)"),
         "       rerun with: pytest --softmax-model lstm.keras -k lstm.keras --hypothesis-seed=*",
         "FAILED test_user.py::test_two_fixture_checks: output * [[]float32[]] max |sum - 1| = * > *",
         "       rerun with: pytest 'test_user.py::test_two_fixture_checks' --hypothesis-seed=*",

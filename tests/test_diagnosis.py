@@ -104,9 +104,11 @@ def test_hand_written_softmax_overflow_points_to_keras_ops_softmax(diag: pytest.
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "softmax invariant violated: output 'naive' (naive: Lambda) is not finite: *",
+        # Hypothesis may first find a row past exp's overflow (Inf/Inf) or a
+        # row so negative that exp() underflows everywhere (0/0): both are
+        # the missing max-subtraction, and both point to keras.ops.softmax.
         ("  Lambda 'sequential*/naive' is the first layer whose output holds NaN/Inf * although its inputs are "
-        "finite; fed by Dense * (finite, max |value| *): an exp() overflows in float32 past 88.7*"
-        "use keras.ops.softmax*"),
+        "finite; fed by Dense * (finite, max |value| *): *exp()*use keras.ops.softmax*"),
     ])
 
 

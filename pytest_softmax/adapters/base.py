@@ -159,6 +159,31 @@ class LayerProbing(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class NonFiniteWeight:
+    """A model variable holding NaN or Inf (training diverged?): the layer
+    that owns it, by path through nested models, and the variable's name."""
+
+    layer_path: str
+    layer_class: str
+    variable: str
+    nan: int
+    inf: int
+    size: int
+    trainable: bool = True
+
+
+@runtime_checkable
+class WeightInspecting(Protocol):
+    """Optional: the model's variables can be read before the search, so
+    that a diverged weight fails the check whatever the forward pass shows
+    (TensorFlow's fused MatMul+ReLU turns a NaN kernel's output into 0)."""
+
+    def nonfinite_weights(self) -> list[NonFiniteWeight]:
+        """Every trainable or non-trainable variable holding NaN/Inf."""
+        ...
+
+
 @runtime_checkable
 class SignatureAdopting(Protocol):
     """Optional: a model with no input signature of its own (a subclassed

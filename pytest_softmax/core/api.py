@@ -20,6 +20,7 @@ def check_softmax(
     batch_size: int = settings_module.DEFAULT_BATCH_SIZE,
     outputs: Any = None,
     safe_mode: bool = True,
+    allow_masked_rows: bool = False,
     seed: int | None = None,
 ) -> SoftmaxReport:
     """Check that ``model``'s outputs are probability distributions along
@@ -31,6 +32,8 @@ def check_softmax(
     ``atol=None`` uses :func:`default_tolerance` for each output's dtype and
     class count.  ``safe_mode=False`` lets a model file that carries Python
     code (a ``Lambda`` layer's bytecode) load: only for files you trust.
+    ``allow_masked_rows=True`` accepts all-zero output rows, which Keras'
+    ``Softmax`` writes for a row its mask hides entirely.
     ``seed`` fixes Hypothesis' search; a failure's report says which seed
     found it, so passing that seed replays the same search.
     """
@@ -38,6 +41,7 @@ def check_softmax(
     given_args = {
         "axis": axis, "atol": atol, "rtol": rtol, "max_examples": max_examples,
         "batch_size": batch_size, "outputs": outputs, "safe_mode": safe_mode,
+        "allow_masked_rows": allow_masked_rows,
     }
     try:
         parsed = settings_module.parse_overrides(given_args, "check_softmax()")

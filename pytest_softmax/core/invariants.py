@@ -162,3 +162,14 @@ def _worst_finite_error(values: np.ndarray) -> float:
     errors = row_sum_errors(values)
     finite = errors[np.isfinite(errors)]
     return float(finite.max()) if finite.size else float("nan")
+
+
+def without_masked_rows(output: np.ndarray, axis: int) -> np.ndarray:
+    """The output's rows along ``axis`` as a 2-D array, all-zero rows left
+    out: what a masked Keras ``Softmax`` writes for a row its mask hides
+    entirely, accepted when the user says such rows are expected (a real
+    softmax never writes one: its largest entry is at least 1/n)."""
+    values = np.moveaxis(np.asarray(output), axis, -1)
+    rows = values.reshape(-1, values.shape[-1])
+    kept: np.ndarray = rows[~np.all(rows == 0, axis=-1)]
+    return kept

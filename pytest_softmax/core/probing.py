@@ -74,6 +74,14 @@ class LayerRecord:
 
     site: LayerSite
     output: np.ndarray | None
+    # What the softmax inside this call was fed (a Softmax layer's, a
+    # keras.ops.softmax in a custom layer's call(), or the argument of the
+    # exp() of a hand-written exp(x) / sum(exp(x))), when the probe could see
+    # it: the diagnosis reads its rows (all -inf: every position masked).
+    # ``softmax_op`` says which: "softmax" (normalized over the last axis of
+    # ``softmax_input``) or "exp".
+    softmax_input: np.ndarray | None = None
+    softmax_op: str = ""
 
     @property
     def nonfinite(self) -> int:
@@ -117,6 +125,7 @@ class ProbeResult:
     output_producers: list[str | None]
     inputs_finite: bool = True
     input_max_abs: dict[str, float] = field(default_factory=dict)  # by producer name, e.g. "input 'x'"
+    input_dtypes: dict[str, str] = field(default_factory=dict)  # by producer name, as above
     limitations: list[str] = field(default_factory=list)
 
     def by_path(self) -> dict[str, LayerRecord]:

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .kinds import MODEL_RAISED, NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE, SINGLE_ELEMENT, output_label
+from .kinds import (
+    MODEL_RAISED,
+    NOT_FINITE,
+    NOT_NORMALIZED,
+    OUT_OF_RANGE,
+    SINGLE_ELEMENT,
+    WEIGHTS_NOT_FINITE,
+    output_label,
+)
 
 if TYPE_CHECKING:
     from .report import LayerResult, Replay, SoftmaxReport, Violation
@@ -22,6 +30,8 @@ DERANDOMIZED = ("the Hypothesis profile in force derandomizes the search, as its
 def violation_headline(violation: Violation) -> str:
     if violation.kind == MODEL_RAISED:
         return f"model raised on a generated input: {violation.message}"
+    if violation.kind == WEIGHTS_NOT_FINITE:
+        return f"model weights are not finite: {violation.message}"
     where = output_label(violation.output, violation.layer_name, violation.layer_class)
     if violation.site:
         where = f"internal softmax {violation.site!r} ({violation.layer_class})"
@@ -73,6 +83,12 @@ def layer_table(layers: list[LayerResult]) -> list[str]:
 
 def render_report(report: SoftmaxReport) -> str:
     lines = [report_headline(report)]
+    # The cause comes second, before any secondary violation: CI pages show
+    # only the first few hundred characters (the junit message attribute).
+    if report.violations and report.violations[0].kind != MODEL_RAISED and report.fault_line:
+        lines.append(f"  {report.fault_line}")
+        if report.fix:
+            lines.append(f"  fix: {report.fix}")
     lines.extend(f"  also: {violation_headline(extra)}" for extra in report.violations[1:])
     lines.extend(f"  {line}" for line in report.diagnosis)
     if report.layers:
@@ -93,7 +109,7 @@ def render_report(report: SoftmaxReport) -> str:
 
 
 def _worst_rows(report: SoftmaxReport) -> list[str]:
-    if not report.violations or report.violations[0].kind == MODEL_RAISED:
+    if not report.violations or report.violations[0].kind in (MODEL_RAISED, WEIGHTS_NOT_FINITE):
         return []
     first = report.violations[0]
     lines = [f"  rows violating: {first.rows_violating} of {first.rows} in the failing batch; "

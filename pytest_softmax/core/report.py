@@ -130,6 +130,34 @@ class SoftmaxReport:
     # "path (Class)" of the layer the diagnosis blames; None: not localized
     # beyond the output (then the output's own layer is reported).
     layer_at_fault: str | None = None
+    # The cause in a few words, set by the diagnosis rule that fired (e.g.
+    # "every position masked: softmax of all -inf"); None: no rule fired.
+    cause: str | None = None
+    # The fix in one short clause, from the same rule; None: no rule fired.
+    fix: str | None = None
+
+    @property
+    def blamed_layer(self) -> str | None:
+        """The layer the report blames: the diagnosis' answer, else the
+        layer (or internal softmax) where the first violation was seen."""
+        if self.passed:
+            return None
+        if self.layer_at_fault:
+            return self.layer_at_fault
+        first = self.violations[0] if self.violations else None
+        if first is None or not (first.site or first.layer_name):
+            return None
+        return f"{first.site or first.layer_name} ({first.layer_class})"
+
+    @property
+    def fault_line(self) -> str | None:
+        """``layer at fault: path (Class) (cause)``: what CI shows right
+        after the headline."""
+        layer = self.blamed_layer
+        if layer is None and not self.cause:
+            return None
+        cause = f" ({self.cause})" if self.cause else ""
+        return f"layer at fault: {layer}{cause}" if layer else f"cause: {self.cause}"
 
     @property
     def headline(self) -> str:

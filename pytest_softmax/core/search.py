@@ -45,7 +45,7 @@ from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches
 from .inputs.recipes import MAX_VARIABLE_DIM
 from .inputs.sizing import require_batch_fits
 from .inputs.strategies import generated_batches
-from .invariants import BatchCheck, check_batch, violations_of
+from .invariants import BatchCheck, check_batch, violations_of, without_masked_rows
 from .kinds import MODEL_RAISED
 from .preflight import StopCheck, out_of_memory, preflight, require_finite_inputs
 from .render import replay_text, violation_headline
@@ -60,6 +60,7 @@ from .vacuous import (
     require_some_outputs,
     strategy_drew_nothing,
 )
+from .weights import weights_failure
 
 # Errors below a quarter of the tolerance are rounding noise (the default
 # tolerance has a margin of 5x or more over correct softmaxes, see
@@ -159,16 +160,20 @@ class _Search:
             dtype, n_classes = self.validate(spec, output)
         except SoftmaxSetupError as exc:  # not a failure for Hypothesis to shrink
             raise StopCheck(exc) from exc
-        check = check_batch(output, self.settings.axis, self.settings.tolerance_for(dtype, n_classes))
+        axis, shape = self.settings.axis, output.shape
+        if self.settings.allow_masked_rows:  # one row per distribution, class axis last
+            output, axis = without_masked_rows(output, axis), -1
+        check = check_batch(output, axis, self.settings.tolerance_for(dtype, n_classes))
         self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(check, dtype, self.settings)
-        axis = self.settings.axis
-        if n_classes == 1 and fixed_single_element(spec.shape, (axis,), output.shape):
+        if n_classes == 1 and fixed_single_element(spec.shape, (self.settings.axis,), shape):
             return [single_element_violation(
-                output=spec.name, layer_name=spec.layer_name, layer_class=spec.layer_class, dtype=dtype, axis=axis,
-                rows=check.rows, static_shape=spec.shape, axes=(axis,), actual_shape=output.shape,
+                output=spec.name, layer_name=spec.layer_name, layer_class=spec.layer_class, dtype=dtype,
+                axis=self.settings.axis, rows=check.rows, static_shape=spec.shape, axes=(self.settings.axis,),
+                actual_shape=shape,
             )], float("inf")
-        return violations_of(check, output, axis=self.settings.axis, name=spec.name, layer_name=spec.layer_name,
-                             layer_class=spec.layer_class, dtype=dtype), check.severity
+        found = violations_of(check, output, axis=axis, name=spec.name, layer_name=spec.layer_name,
+                              layer_class=spec.layer_class, dtype=dtype)
+        return [replace(v, axis=self.settings.axis) for v in found], check.severity
 
     def _model_raised(self, batch: GeneratedBatch, exc: Exception) -> Violation:
         failure = explain_error(self.adapter, exc)
@@ -233,6 +238,9 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
          replay: Replay) -> SoftmaxReport:
     __tracebackhide__ = True
     started = time.perf_counter()
+    diverged = weights_failure(adapter)
+    if diverged is not None:
+        raise SoftmaxInvariantError(diverged)
     user_inputs = settings.inputs
     is_strategy = isinstance(user_inputs, st.SearchStrategy)
     specs = _input_specs(adapter, None if is_strategy else user_inputs)
@@ -248,7 +256,8 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
                           namespace or _default_namespace(specs))
     if outcome.failure is None:
         require_rows_seen(search.outputs, {name: t.result.rows if t.result else 0
-                                           for name, t in search.trackers.items()}, search.examples)
+                                           for name, t in search.trackers.items()}, search.examples,
+                          masked_rows_allowed=settings.allow_masked_rows)
     report = _build_report(search, outcome, replay, time.perf_counter() - started)
     failure = outcome.failure
     diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)

@@ -47,11 +47,20 @@ def require_drawn_rows(rows: int) -> None:
         )
 
 
-def require_rows_seen(specs: Sequence[OutputSpec], rows_by_output: Mapping[str, int], examples: int) -> None:
-    """The general rule: every output the check was asked for saw a row."""
+def require_rows_seen(specs: Sequence[OutputSpec], rows_by_output: Mapping[str, int], examples: int,
+                      *, masked_rows_allowed: bool = False) -> None:
+    """The general rule: every output the check was asked for saw a row.
+    With ``allow_masked_rows`` the all-zero rows are set aside before
+    counting, so "no row" then means every row was fully masked."""
     for spec in specs:
-        if rows_by_output.get(spec.name, 0) < 1:
+        if rows_by_output.get(spec.name, 0) >= 1:
+            continue
+        if masked_rows_allowed:
             raise SoftmaxSetupError(
+                f"every row of {spec.label} was all zeros (fully masked) in {examples} examples, so "
+                "allow_masked_rows=True left nothing to check: give inputs with unmasked positions (inputs=...)"
+            )
+        raise SoftmaxSetupError(
                 f"checked 0 rows of {spec.label} after {examples} examples, so the check proved nothing: "
                 "the model returned an empty batch for every input (does it drop or filter rows?); "
                 "check an output that keeps the batch, or leave this one out with outputs=[...]"

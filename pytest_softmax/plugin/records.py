@@ -54,14 +54,7 @@ def plain(value: Any) -> Any:
 def _layer_at_fault(report: SoftmaxReport) -> str | None:
     """The layer the report blames: the diagnosis' answer, else the output
     layer that broke."""
-    if report.passed:
-        return None
-    if report.layer_at_fault:
-        return report.layer_at_fault
-    first = report.violations[0] if report.violations else None
-    if first is None or not first.layer_name:
-        return None
-    return f"{first.layer_name} ({first.layer_class})"
+    return report.blamed_layer
 
 
 def check_entry(nodeid: str, source: str, report: SoftmaxReport) -> dict[str, Any]:
@@ -80,19 +73,23 @@ def check_entry(nodeid: str, source: str, report: SoftmaxReport) -> dict[str, An
         "headline": report.headline,
         "checked_outputs": [failed_output] if failed_output else [o.output for o in report.outputs],
         "layer_at_fault": _layer_at_fault(report),
+        "cause": report.cause,
+        # What broke, where and why, on one line (what a CI page shows first).
+        "summary": report.headline + (f"; {report.fault_line}" if not report.passed and report.fault_line else ""),
     }
     data.pop("passed", None)
     data.pop("layer_at_fault", None)
+    data.pop("cause", None)
     entry.update(data)
     return entry
 
 
 def error_entry(nodeid: str, source: str, message: str) -> dict[str, Any]:
     """A check that could not run (unloadable model, no usable output...)."""
+    headline = message.strip().splitlines()[0] if message.strip() else "check could not run"
     return {
         "nodeid": nodeid, "model_source": source, "model": None, "verdict": ERROR,
-        "headline": message.strip().splitlines()[0] if message.strip() else "check could not run",
-        "checked_outputs": [], "layer_at_fault": None,
+        "headline": headline, "checked_outputs": [], "layer_at_fault": None, "cause": None, "summary": headline,
     }
 
 

@@ -39,7 +39,9 @@ def check_line(entry: dict[str, Any]) -> str:
     outputs = ", ".join(repr(o) for o in entry.get("checked_outputs") or []) or "-"
     relation = "<=" if entry["verdict"] == PASSED else ">"
     first = (entry.get("violations") or [{}])[0] if entry["verdict"] == FAILED else {}
-    if first.get("kind") == "not finite":
+    if first.get("kind") == "weights not finite":
+        error = "weights hold NaN/Inf (checked before the search)"
+    elif first.get("kind") == "not finite":
         error = f"{_number(first.get('error'), '.0f')} NaN/Inf values"
     elif first.get("kind") == "out of range":
         error = f"outside [0, 1] by {_number(first.get('error'))} > {_number(first.get('tolerance'))}"
@@ -57,6 +59,10 @@ def check_line(entry: dict[str, Any]) -> str:
             line += f"; {', '.join(kinds)}"
         if entry.get("layer_at_fault"):
             line += f"; layer at fault: {entry['layer_at_fault']}"
+            if entry.get("cause"):
+                line += f" ({entry['cause']})"
+        elif entry.get("cause"):
+            line += f"; cause: {entry['cause']}"
     return line
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...core.arrays import is_numeric
 from ...errors import SoftmaxSetupError
-from ..base import InputSpec, ModelFailure, OutputSpec
+from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec
 from . import errors, state
 from .domains import infer_domains
 
@@ -334,6 +334,11 @@ class KerasModelAdapter:
         from .stateful import stateful_layers
 
         return stateful_layers(self.model)
+
+    def nonfinite_weights(self) -> list[NonFiniteWeight]:
+        from .weights import nonfinite_weights
+
+        return nonfinite_weights(self.model)
 
     def explain_error(self, exc: BaseException) -> ModelFailure:
         return errors.explain(exc)

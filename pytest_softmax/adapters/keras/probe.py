@@ -48,6 +48,8 @@ PASSTHROUGH_CLASSES = frozenset({
 # Ops Keras inserts between layers (autocasting, identities) that do not
 # change which layer a tensor comes from.
 _TRANSPARENT_OPS = frozenset({"Cast", "Identity", "IdentityN"})
+# Graph ops looked at, per layer call, to find the softmax inside it.
+_MAX_OPS_WALKED = 400
 
 
 @dataclass
@@ -56,6 +58,8 @@ class _Traced:
     sites: list[LayerSite]
     output_producers: list[str | None]
     n_outputs: int
+    # (index into sites, "softmax"/"exp"): the softmax inputs returned after the sites' outputs.
+    softmax_inputs: tuple[tuple[int, str], ...] = ()
 
 
 _PROBES: weakref.WeakKeyDictionary[Any, dict[str, _Traced]] = weakref.WeakKeyDictionary()
@@ -150,9 +154,12 @@ class KerasProbe:
 
     def run(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
         """Every layer's output on one batch (to explain a failure)."""
-        traced = self._traced("all", lambda site: True)
+        traced = self._traced("all", _keep_all)
         outputs = self._call(traced, inputs)
-        records = [LayerRecord(site, out) for site, out in zip(traced.sites, outputs[traced.n_outputs:])]
+        n_sites = traced.n_outputs + len(traced.sites)
+        records = [LayerRecord(site, out) for site, out in zip(traced.sites, outputs[traced.n_outputs:n_sites])]
+        for (index, op), fed in zip(traced.softmax_inputs, outputs[n_sites:]):
+            records[index].softmax_input, records[index].softmax_op = fed, op
         finite = all(np.isfinite(as_float64(x)).all() for x in inputs if can_be_nonfinite(np.asarray(x).dtype))
         names = [f"input {name!r}" for name, _ in self.adapter.named_inputs()]
         largest = {name: float(np.abs(as_float64(x)).max(initial=0.0)) for name, x in zip(names, inputs)}
@@ -162,7 +169,8 @@ class KerasProbe:
                 f"model {self.adapter.name!r} exposes no layers to probe; the layer at fault cannot be named"
             )
         return ProbeResult(records, traced.output_producers, inputs_finite=finite, input_max_abs=largest,
-                           limitations=limitations)
+                           limitations=limitations,
+                           input_dtypes={name: np.asarray(x).dtype.name for name, x in zip(names, inputs)})
 
     def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
         """The model's outputs and every softmax site's output, in one pass."""
@@ -194,6 +202,8 @@ class KerasProbe:
 
         plain = self.adapter.compiled_forward()
         recorder = _Recorder(keep)
+        # Only the diagnosis probe (every layer) pays for the softmax inputs.
+        recorder.find_softmax_inputs = keep is _keep_all
         names = [name for name, _ in self.adapter.named_inputs()]
 
         def probe(*flat: Any) -> list[Any]:
@@ -201,12 +211,17 @@ class KerasProbe:
                 recorder.producer_of[tensor.ref()] = f"input {name!r}"
             outputs = plain.python_function(*flat)
             recorder.output_producers.extend(recorder.producer(t) for t in outputs)
-            return [*outputs, *(t for _, t in recorder.recorded)]
+            return [*outputs, *(t for _, t in recorder.recorded), *(t for _, _, t in recorder.softmax_inputs)]
 
         with _recording_calls(self.model, recorder):
             function = tf.function(probe, input_signature=plain.input_signature).get_concrete_function()
         sites = [site for site, _ in recorder.recorded]
-        return _Traced(function, sites, recorder.output_producers, len(recorder.output_producers))
+        return _Traced(function, sites, recorder.output_producers, len(recorder.output_producers),
+                       tuple((index, op) for index, op, _ in recorder.softmax_inputs))
+
+
+def _keep_all(site: LayerSite) -> bool:
+    return True
 
 
 class _Recorder:
@@ -219,6 +234,8 @@ class _Recorder:
         self.producer_of: dict[Any, str] = {}
         self.output_producers: list[str | None] = []
         self.calls: Counter[str] = Counter()
+        self.find_softmax_inputs = False
+        self.softmax_inputs: list[tuple[int, str, Any]] = []  # (index in recorded, op, tensor)
 
     def producer(self, tensor: Any) -> str | None:
         """The layer call (or input) a tensor comes from, looking through
@@ -253,6 +270,28 @@ class _Recorder:
             self.producer_of.setdefault(t.ref(), call_path)  # innermost layer wins over its container
         if produced and self.keep(site):
             self.recorded.append((site, produced[0]))
+            fed = self._softmax_input(produced[0]) if self.find_softmax_inputs and site.kind != CONTAINER else None
+            if fed is not None:
+                self.softmax_inputs.append((len(self.recorded) - 1, *fed))
+
+    def _softmax_input(self, tensor: Any) -> tuple[str, Any] | None:
+        """The input of the softmax (else of the exp) nearest this call's
+        output in the traced graph, without leaving the call: the walk stops
+        at tensors other layer calls (or the model inputs) produced."""
+        exp_input: Any = None
+        queue: list[Any] = [tensor]
+        seen: set[str] = set()
+        while queue and len(seen) < _MAX_OPS_WALKED:
+            op = getattr(queue.pop(0), "op", None)
+            if op is None or op.name in seen:
+                continue
+            seen.add(op.name)
+            if op.type == "Softmax":
+                return "softmax", op.inputs[0]
+            if op.type == "Exp" and exp_input is None:
+                exp_input = op.inputs[0]
+            queue.extend(t for t in op.inputs if t.ref() not in self.producer_of)
+        return ("exp", exp_input) if exp_input is not None else None
 
 
 @contextmanager

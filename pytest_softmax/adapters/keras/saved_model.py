@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import SoftmaxSetupError
-from ..base import InputSpec, ModelFailure, OutputSpec
+from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec
 from . import errors, state
 
 
@@ -65,6 +65,11 @@ class SavedModelSignature:
         feed = {spec.name: tf.convert_to_tensor(x, dtype=spec.dtype) for spec, x in zip(self._inputs, inputs)}
         result = self._fn(**feed)
         return [np.asarray(result[spec.name]) for spec in self._outputs]
+
+    def nonfinite_weights(self) -> list[NonFiniteWeight]:
+        from .weights import nonfinite_saved_variables
+
+        return nonfinite_saved_variables(self._loaded)
 
     def explain_error(self, exc: BaseException) -> ModelFailure:
         return errors.explain(exc)

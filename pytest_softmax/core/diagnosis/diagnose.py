@@ -54,6 +54,8 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
     precision = low_precision(first)
     if precision:
         report.diagnosis.append(precision)
+        report.cause = (f"{first.dtype} output judged by a tolerance stricter than {first.dtype} allows")
+        report.fix = f"keep the final softmax in float32, or raise softmax_atol_{first.dtype}"
     if not isinstance(adapter, LayerProbing):
         report.diagnosis.append(
             f"cannot name the layer at fault: {adapter.name!r} does not expose its layers to the probe"
@@ -65,11 +67,17 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
         report.notes.append(f"the per-layer probe failed ({type(exc).__name__}: {exc}); no layer diagnosis")
         return
     output_index = _output_index(adapter, first)
-    lines, table = explain(result, first, output_index, skip_structure=bool(precision))
-    report.diagnosis.extend(lines)
-    report.layers = table
+    try:
+        found = explain(result, first, output_index, skip_structure=bool(precision))
+    except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
+        report.notes.append(f"the layer diagnosis failed ({type(exc).__name__}: {exc})")
+        return
+    report.diagnosis.extend(found.lines)
+    report.layers = found.rows
+    report.cause = found.cause or report.cause
+    report.fix = found.fix or report.fix
     report.layer_at_fault = next(
-        (f"{row.path} ({row.layer_class})" for row in table if row.verdict.startswith("at fault")), None)
+        (f"{row.path} ({row.layer_class})" for row in found.rows if row.verdict.startswith("at fault")), None)
 
 
 def low_precision(violation: Violation) -> str | None:

@@ -1,34 +1,58 @@
 """The rules that name the layer at fault, over a probe of every layer.
 
 Tried in order: the first layer whose output holds NaN/Inf although its
-inputs are finite (with an ``exp`` overflow in a hand-written softmax, or
-values past the dtype's range); then, from the layer that produced the
-output and looking through shape-only layers: a softmax inside a gated
-recurrent cell; a softmax over another axis; a layer after a softmax that
-changes the sums; no softmax at all (logits, sigmoid, log_softmax...).
+inputs are finite (see :mod:`.nonfinite`: a fully masked row, a value past
+the dtype's range, an ``exp`` overflow in a hand-written softmax); a
+softmax regrouped on its way to the output (:mod:`.regroup`); then, from
+the layer that produced the output and looking through shape-only layers:
+a softmax inside a gated recurrent cell; a softmax over another axis; a
+masked softmax's all-zero row; a layer after a softmax that changes the
+sums; no softmax at all (logits, sigmoid, log_softmax...).  Every rule
+returns its line and the cause in a few words.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..probing import CONTAINER, OTHER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
+from ..probing import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
 from ..report import LayerResult, Violation
+from .nonfinite import Finding, explain_nonfinite, first_nonfinite
+from .regroup import explain_regrouped
 from .table import LayerTable, axes_text, layer_name, within
+
+# A row whose every score is at most this was masked everywhere (masks add
+# -1e4 .. -1e9, or -inf; real logits stay far above).
+MASK_VALUE_BELOW = -1e4
+
+
+@dataclass
+class Explanation:
+    """What the rules found: the diagnosis lines, the table of layers
+    examined, and the cause in a few words (``None``: no rule fired)."""
+
+    lines: list[str]
+    rows: list[LayerResult]
+    cause: str | None = None
+    fix: str = ""
 
 
 def explain(result: ProbeResult, violation: Violation, output_index: int | None,
-            *, skip_structure: bool = False) -> tuple[list[str], list[LayerResult]]:
-    """The diagnosis lines and the table of layers examined."""
+            *, skip_structure: bool = False) -> Explanation:
+    """The diagnosis lines, the table of layers examined and the cause."""
     by_path = result.by_path()
     table = LayerTable(by_path, violation.axis, violation.tolerance)
     lines = list(result.limitations)
+    cause: str | None = None
+    fix = ""
     nonfinite = first_nonfinite(result)
     if nonfinite is not None:
-        lines.append(_explain_nonfinite(nonfinite, by_path, table, result.input_max_abs))
+        finding = explain_nonfinite(nonfinite, by_path, table, result.input_max_abs)
+        lines.append(finding.line)
+        cause, fix = finding.cause, finding.fix
     if violation.site:
         record = by_path.get(violation.site)
         if record is not None:
@@ -36,7 +60,8 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
             if nonfinite is None:
                 lines.append(f"{layer_name(record)} is a softmax inside the model whose rows do not sum to 1 along "
                              f"its own axis {axes_text(record)} (masked rows excepted)")
-        return lines, table.rows
+                cause = f"internal softmax rows do not sum to 1 along axis {axes_text(record)}"
+        return Explanation(lines, table.rows, cause, fix)
     producer = result.output_producers[output_index] if output_index is not None and output_index < len(
         result.output_producers) else None
     if producer is None or producer not in by_path:
@@ -44,78 +69,43 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
             f"cannot name the layer that made output {violation.output!r}: it is computed outside any layer "
             "(in the model's own call()); split that computation into a layer to localize it"
         )
-        return lines, table.rows
-    cause, looked_through = _look_through(by_path[producer], by_path)
+        return Explanation(lines, table.rows, cause or "computed outside any layer", fix)
+    if nonfinite is None and not skip_structure:
+        regrouped = explain_regrouped(by_path[producer], violation, by_path, table)
+        if regrouped is not None:
+            lines.append(regrouped.line)
+            return Explanation(lines, table.rows, regrouped.cause, regrouped.fix)
+    root, looked_through = _look_through(by_path[producer], by_path)
     for record in looked_through:
         table.add(record, "looked through")
     if nonfinite is None and not skip_structure:
-        line = _explain_structure(cause, violation, by_path, table)
-        if line:
-            lines.append(line)
-    elif cause.site.path not in table.seen:
-        table.add(cause, "produces the output")
-    return lines, table.rows
-
-
-def first_nonfinite(result: ProbeResult) -> LayerRecord | None:
-    """Rule 4: the first layer, in execution order, whose output holds NaN
-    or Inf although the model's inputs were finite."""
-    if not result.inputs_finite:
-        return None
-    return next((r for r in result.records if r.site.kind != CONTAINER and r.nonfinite), None)
-
-
-def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
-                       input_max_abs: dict[str, float]) -> str:
-    feeders = [by_path[p] for p in record.site.producers if p in by_path]
-    magnitudes = {f.site.path: f.max_abs for f in feeders}
-    magnitudes.update({p: input_max_abs[p] for p in record.site.producers if p in input_max_abs})
-    fed = ", ".join(
-        f"{layer_name(by_path[p]) if p in by_path else p} (finite, max |value| {magnitudes[p]:.4g})"
-        for p in record.site.producers if p in magnitudes
-    ) or "values computed outside any layer"
-    for feeder in feeders:
-        table.add(feeder, "fed it (finite)")
-    table.add(record, "at fault: first NaN/Inf")
-    head = (f"{layer_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
-            f"probed rows) although its inputs are finite; fed by {fed}")
-    dtype = record.site.dtype or "float32"
-    limit = _exp_limit(dtype)
-    largest = max(magnitudes.values(), default=0.0)
-    if largest > math.sqrt(_float_max(dtype)):
-        return (f"{head}: values that large overflow {dtype} when multiplied or squared (max {_float_max(dtype):.3g}); "
-                "scale or normalize the input, or compute this layer in float32/float64")
-    if record.site.kind == OTHER and largest > limit and not record.infinite:
-        return (f"{head}: an exp() overflows in {record.site.dtype or 'float32'} past {limit:.3g}, so a "
-                "hand-written exp(x) / sum(exp(x)) gives Inf/Inf = NaN: use keras.ops.softmax, which "
-                "subtracts the maximum first")
-    if record.site.is_softmax_site:
-        return f"{head}: the softmax itself produced NaN/Inf; its input reaches {largest:.4g}"
-    return (f"{head}: look for a division by zero (e.g. a zero temperature), log(0) or sqrt(<0) in it; "
-            "the layers after it only pass the NaN/Inf on")
+        structure = _explain_structure(root, violation, by_path, table)
+        if structure is not None:
+            lines.append(structure.line)
+            cause, fix = structure.cause, structure.fix
+    elif root.site.path not in table.seen:
+        table.add(root, "produces the output")
+    return Explanation(lines, table.rows, cause, fix)
 
 
 def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[str, LayerRecord],
-                       table: LayerTable) -> str | None:
+                       table: LayerTable) -> Finding | None:
     site = cause.site
+    if site.kind != CONTAINER and not site.is_softmax_site and cause.output is not None:
+        checked = normalize_axes(violation.axis, cause.output.ndim)
+        masked = _masked_zero_row(cause, checked, table) if checked is not None else None
+        if masked is not None:
+            return masked
     if site.kind == CONTAINER:
         table.add(cause, "cannot look inside")
-        return (f"cannot name the layer at fault inside {layer_name(cause)}: its output is computed in its own "
-                "call() outside its sublayers; move that computation into a layer to localize it")
+        return Finding(f"cannot name the layer at fault inside {layer_name(cause)}: its output is computed in its "
+                       "own call() outside its sublayers; move that computation into a layer to localize it",
+                       "computed in call() outside its sublayers")
     if site.kind == RECURRENT and site.activation == "softmax" and site.gated:
         table.add(cause, "at fault: softmax inside the cell")
         return _recurrent(cause)
     if site.is_softmax_site:
-        axes = normalize_axes(site.softmax_axes or (-1,), cause.output.ndim) if cause.output is not None else None
-        checked = normalize_axes(violation.axis, cause.output.ndim) if cause.output is not None else None
-        if axes is not None and checked is not None and axes != checked:
-            table.add(cause, "at fault: other axis")
-            return (f"{layer_name(cause)} normalizes over axis {axes_text(cause)} but the output is checked along "
-                    f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
-                    f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}")
-        table.add(cause, "softmax, not normalized")
-        return (f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
-                f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})")
+        return _softmax_output(cause, violation, table)
     upstream = _nearest_softmax(cause, by_path)
     if upstream is not None:
         chain = _chain(upstream, cause, by_path)
@@ -127,15 +117,77 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
             if record is not culprit:
                 table.add(record, "after the softmax")
         table.add(culprit, "at fault: changes the sums")
-        return (f"{layer_name(culprit)} comes after the softmax {layer_name(upstream)} and changes its row sums "
-                f"(max |sum - 1| = {culprit.sum_error(violation.axis):.4g} after it, "
-                f"{upstream.sum_error(upstream.site.softmax_axes or -1):.2g} before): apply the softmax last, or "
-                "drop or renormalize that layer")
+        return Finding(
+            f"{layer_name(culprit)} comes after the softmax {layer_name(upstream)} and changes its row sums "
+            f"(max |sum - 1| = {culprit.sum_error(violation.axis):.4g} after it, "
+            f"{upstream.sum_error(upstream.site.softmax_axes or -1):.2g} before): apply the softmax last, or "
+            "drop or renormalize that layer",
+            f"changes the sums of softmax {upstream.site.path!r} after it",
+            "apply the softmax last, or drop or renormalize that layer")
     table.add(cause, "at fault: no softmax")
     return _no_softmax(cause)
 
 
-def _recurrent(record: LayerRecord) -> str:
+def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable) -> Finding:
+    site = cause.site
+    axes = normalize_axes(site.softmax_axes or (-1,), cause.output.ndim) if cause.output is not None else None
+    checked = normalize_axes(violation.axis, cause.output.ndim) if cause.output is not None else None
+    if axes is not None and checked is not None and axes != checked:
+        table.add(cause, "at fault: other axis")
+        return Finding(
+            f"{layer_name(cause)} normalizes over axis {axes_text(cause)} but the output is checked along "
+            f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
+            f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}",
+            f"softmax over axis {axes_text(cause)}, checked along axis {violation.axis}",
+            f"Softmax(axis={violation.axis}) over the class axis, or check with axis={axes_text(cause)}")
+    masked = _masked_zero_row(cause, axes, table) if axes is not None else None
+    if masked is not None:
+        return masked
+    table.add(cause, "softmax, not normalized")
+    return Finding(
+        f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
+        f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})",
+        "the softmax's rows are not normalized")
+
+
+def _masked_zero_row(cause: LayerRecord, axes: tuple[int, ...], table: LayerTable) -> Finding | None:
+    """An all-zero output row where every position was masked: a Keras
+    Softmax called with a mask writes one by design, and so does a custom
+    layer that multiplies its softmax by the mask after feeding it a row of
+    mask values (all -inf, or all very negative)."""
+    zero_row = _all_zero_row(cause, axes)
+    if zero_row is None:
+        return None
+    fed = cause.softmax_input
+    mask_values = fed is not None and fed.size > 0 and bool(
+        (np.asarray(fed, dtype=np.float64) <= MASK_VALUE_BELOW).all(axis=-1).any())
+    if not (cause.site.masked or mask_values):
+        return None
+    table.add(cause, "at fault: fully masked row")
+    how = "was given a mask that hides" if cause.site.masked else "fed its softmax mask values at"
+    return Finding(
+        f"{layer_name(cause)} {how} every position of row {list(zero_row)}, so that row is written as all zeros "
+        "(sum 0, not 1): if such rows are expected (e.g. padding-only queries), accept them with "
+        "allow_masked_rows=True in the marker (softmax_allow_masked_rows = true in the ini file, "
+        "--softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise make sure "
+        "every row keeps at least one unmasked position",
+        "every position masked, so the row is all zeros",
+        "if such rows are expected: allow_masked_rows=True (ini softmax_allow_masked_rows = true)")
+
+
+def _all_zero_row(record: LayerRecord, axes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The first row of ``record`` (along ``axes``) that is all zeros: a real
+    softmax never writes one (its largest entry is at least 1/n)."""
+    if record.output is None or 0 in axes:
+        return None
+    values = np.asarray(record.output, dtype=np.float64)
+    zero = np.all(values == 0.0, axis=axes)
+    if not zero.any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(zero)), zero.shape))
+
+
+def _recurrent(record: LayerRecord) -> Finding:
     site = record.site
     sums = _row_sums(record)
     if sums is None:
@@ -151,29 +203,38 @@ def _recurrent(record: LayerRecord) -> str:
         "ConvLSTM3D": "multiplies it by the output gate",
     }.get(site.layer_class, "gates it")
     units = record.output.shape[-1] if record.output is not None else "units"
-    return (f"{layer_name(record)} applies softmax inside its recurrent cell: the cell {how}, so {seen}, not 1; "
-            f"use {site.layer_class}({units}) followed by Dense({units}, activation='softmax')")
+    return Finding(
+        f"{layer_name(record)} applies softmax inside its recurrent cell: the cell {how}, so {seen}, not 1; "
+        f"use {site.layer_class}({units}) followed by Dense({units}, activation='softmax')",
+        f"softmax inside the {site.layer_class} cell, which gates it",
+        f"{site.layer_class}({units}) followed by Dense({units}, activation='softmax')")
 
 
-def _no_softmax(record: LayerRecord) -> str:
+def _no_softmax(record: LayerRecord) -> Finding:
     site, name = record.site, layer_name(record)
     activation = site.activation
     if site.layer_class == "Lambda":
         function = f" (function {site.function})" if site.function else ""
-        return (f"{name}{function} makes the output and no softmax comes before it: end the "
-                "model with keras.ops.softmax or a Softmax layer")
+        return Finding(f"{name}{function} makes the output and no softmax comes before it: end the "
+                       "model with keras.ops.softmax or a Softmax layer", "no softmax before the output",
+                       "end the model with keras.ops.softmax or a Softmax layer")
     if activation in (None, "linear"):
         what = "logits (linear activation)" if activation == "linear" else "unnormalized values"
-        return (f"{name} outputs {what}, not probabilities: add activation='softmax' (or a Softmax layer), or, "
-                "if logits are intended (from_logits=True losses), do not check this output as a distribution")
+        return Finding(
+            f"{name} outputs {what}, not probabilities: add activation='softmax' (or a Softmax layer), or, "
+            "if logits are intended (from_logits=True losses), do not check this output as a distribution",
+            f"no softmax: outputs {what}", "add activation='softmax' or a Softmax layer")
     if activation == "sigmoid":
-        return (f"{name} uses sigmoid: independent per-class probabilities (multi-label), which need not sum "
-                "to 1: use softmax for one distribution over classes, or leave this output out (outputs=[...])")
+        return Finding(
+            f"{name} uses sigmoid: independent per-class probabilities (multi-label), which need not sum "
+            "to 1: use softmax for one distribution over classes, or leave this output out (outputs=[...])",
+            "sigmoid, not softmax", "softmax for one distribution, or leave this output out (outputs=[...])")
     if activation == "log_softmax":
-        return (f"{name} uses log_softmax: the output holds log-probabilities, whose exp() sums to 1: use "
-                "softmax, or check exp(output) instead")
-    return (f"{name} uses {activation}, which does not make a distribution: end with activation='softmax', or "
-            "check a different invariant for this output")
+        return Finding(f"{name} uses log_softmax: the output holds log-probabilities, whose exp() sums to 1: use "
+                       "softmax, or check exp(output) instead", "log_softmax: log-probabilities",
+                       "softmax, or check exp(output)")
+    return Finding(f"{name} uses {activation}, which does not make a distribution: end with activation='softmax', "
+                   "or check a different invariant for this output", f"{activation}, no softmax")
 
 
 def _look_through(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple[LayerRecord, list[LayerRecord]]:
@@ -218,20 +279,6 @@ def _chain(upstream: LayerRecord, cause: LayerRecord, by_path: dict[str, LayerRe
         path = parent[path]
         chain.append(by_path[path])
     return chain
-
-
-def _float_max(dtype: str) -> float:
-    try:
-        return float(np.finfo(np.dtype(dtype)).max)
-    except TypeError:
-        return float(np.finfo(np.float32).max)  # bfloat16 shares float32's range
-
-
-def _exp_limit(dtype: str) -> float:
-    try:
-        return float(np.log(np.finfo(np.dtype(dtype)).max))
-    except TypeError:
-        return 88.72  # float32's, for dtypes numpy does not know (bfloat16 shares its range)
 
 
 def _row_sums(record: LayerRecord) -> tuple[float, float] | None:
