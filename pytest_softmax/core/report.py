@@ -127,6 +127,8 @@ class SoftmaxReport:
     # "path (Class)" of the layer the diagnosis blames; None: not localized
     # beyond the output (then the output's own layer is reported).
     layer_at_fault: str | None = None
+    # The framework backend that ran the model ("tensorflow", "jax", "torch").
+    backend: str = ""
 
     @property
     def headline(self) -> str:

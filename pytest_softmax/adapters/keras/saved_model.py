@@ -66,6 +66,13 @@ class SavedModelSignature:
         result = self._fn(**feed)
         return [np.asarray(result[spec.name]) for spec in self._outputs]
 
+    @property
+    def backend(self) -> str:
+        return "tensorflow"
+
+    def run_notes(self) -> list[str]:
+        return []
+
     def explain_error(self, exc: BaseException) -> ModelFailure:
         return errors.explain(exc)
 
