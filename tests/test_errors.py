@@ -206,8 +206,9 @@ def test_model_missing_wrong_type_or_factory_raising(bad: pytest.Pytester) -> No
         ("em.string_input", "*model input '*' is string; the generator cannot feed it: pass inputs=*"
                             "e.g. @pytest.mark.softmax_invariant(inputs=np.array(*"),
         ("em.Unbuilt", "*model 'unbuilt' (Unbuilt) has no known input signature*pass inputs=*e.g. *"),
-        ("em.needs_length_8", "*raised on a plain input built from its input signature*"
-                              "Input to reshape is a tensor with * values, but the requested shape has *"
+        # The model's own message (TensorFlow: "Input to reshape is a tensor with 4 values...",
+        # JAX: "The total size of the tensor must be unchanged...") follows the class name.
+        ("em.needs_length_8", "*raised on a plain input built from its input signature*: *Error: *"
                               "pass inputs=*e.g. @pytest.mark.softmax_invariant(inputs=np.zeros((8, 8), 'float32'))*"),
     ],
 )
@@ -243,6 +244,8 @@ def test_outputs_that_cannot_be_distributions_never_pass(bad: pytest.Pytester, m
 
 # 7-10. models misbehaving while checked ---------------------------------------------
 
+@pytest.mark.skipif(__import__("keras").backend.backend() == "jax",
+                    reason="on JAX an out-of-range Embedding id does not raise (it gives NaN): no model error to show")
 def test_model_raising_shows_its_own_error_and_the_input_first(bad: pytest.Pytester) -> None:
     bad.makepyfile(marked_test(
         "model=em.embedding",
@@ -279,6 +282,7 @@ def test_non_finite_user_inputs_blame_the_inputs(bad: pytest.Pytester) -> None:
     ])
 
 
+@pytest.mark.tensorflow_only  # the model raises TensorFlow's ResourceExhaustedError from a tf.py_function
 def test_out_of_memory_suggests_a_smaller_batch(bad: pytest.Pytester) -> None:
     bad.makepyfile(
         test_big=marked_test("model=em.out_of_memory", "batch_size=32"),
@@ -297,4 +301,5 @@ def test_tb_long_keeps_the_original_exception_below_the_message(bad: pytest.Pyte
     result = bad.runpytest(*RUN, "--tb=long")
     result.assert_outcomes(failed=1)
     assert first_failure_line(result).startswith("pytest-softmax: ")
-    result.stdout.fnmatch_lines(["*The original exception (shown for --tb=long):*", "*InvalidArgumentError*"])
+    result.stdout.fnmatch_lines(["*The original exception (shown for --tb=long):*", "Traceback (most recent call last):",
+                                 "*Error: *"])

@@ -320,7 +320,8 @@ class KerasModelAdapter:
     # Per-layer probing (probe.py): traced only when a failure needs
     # explaining or the model has softmax sites inside it.
     def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
-        return self._probe().run(inputs)
+        result: ProbeResult = self._probe().run(inputs)
+        return result
 
     def _probe(self) -> Any:
         """The probe for the running backend: traced ``tf.function`` on

@@ -50,20 +50,25 @@ class ModelForward:
         eager = self.backend.eager(self.model, self.run)
         try:
             outputs = eager(inputs)
-        except Exception:  # the model's own failure on this input
+        except Exception:  # noqa: BLE001 - the model's own failure on this input: its first error is raised
             return None
         failed_form = self.form
         per_shape = self.backend.per_shape(self.model, self.run) if self.form == COMPILED else None
         self.form, self._forward = EAGER, eager
         if per_shape is not None:
-            try:
-                outputs = per_shape(inputs)
-                self.form, self._forward = PER_SHAPE, per_shape
-            except Exception:  # noqa: BLE001 - eager runs it: keep eager
-                pass
+            outputs, self.form, self._forward = _first_that_runs(inputs, outputs, per_shape, eager)
         how = ("traced once per concrete input shape" if self.form == PER_SHAPE
                else "called eagerly (no compiled form)")
         described = self.backend.compiled_description if failed_form == COMPILED else "the per-shape trace"
         self.note = (f"the compiled forward ({described}) cannot run this model ({first_line(failure)}), "
                      f"while the model itself can: it runs {how} on the {self.backend.name} backend")
         return outputs
+
+
+def _first_that_runs(inputs: Sequence[np.ndarray], eager_outputs: list[np.ndarray], per_shape: Forward,
+                     eager: Forward) -> tuple[list[np.ndarray], str, Forward]:
+    """The per-shape trace if it runs this batch, else the eager call."""
+    try:
+        return per_shape(inputs), PER_SHAPE, per_shape
+    except Exception:  # noqa: BLE001 - the eager call runs it: keep that
+        return eager_outputs, EAGER, eager

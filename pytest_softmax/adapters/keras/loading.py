@@ -56,9 +56,21 @@ def _load_directory(path: Path, safe_mode: bool) -> Any:
             f"model path {str(path)!r} is a directory but not a SavedModel "
             f"(it has no {SAVED_MODEL_MARKER}); pass a .keras / .h5 file or a SavedModel directory"
         )
+    _require_tensorflow_backend(path)
     from .saved_model import load_saved_model
 
     return load_saved_model(path, safe_mode=safe_mode)
+
+
+def _require_tensorflow_backend(path: Path) -> None:
+    """A SavedModel is a TensorFlow graph: only the TensorFlow backend runs it."""
+    backend = str(_keras().backend.backend())
+    if backend != "tensorflow":
+        raise SoftmaxSetupError(
+            f"model path {str(path)!r} is a TensorFlow SavedModel directory, which only the TensorFlow backend "
+            f"can run, and Keras runs on {backend!r} here (KERAS_BACKEND); check it with KERAS_BACKEND=tensorflow, "
+            "or save the model as a .keras file (model.save('model.keras')), which every backend loads"
+        )
 
 
 def _load_file(path: Path, safe_mode: bool) -> Any:

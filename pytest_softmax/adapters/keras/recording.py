@@ -46,6 +46,19 @@ class BackendRecorder(Recorder):
         self.known.setdefault(id(tensor), tensor)
         return id(tensor)
 
+    def record(self, path: str, layer: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        import keras
+
+        super().record(path, layer, args, kwargs, out)
+        if not isinstance(layer, keras.Model):
+            # A layer returning a tensor it was given (Flatten of a flat
+            # tensor, Dropout in inference) returns the same object here,
+            # where TensorFlow makes a new one: the later layer produced it.
+            # A nested model's outputs stay its innermost layer's.
+            call_path = path if self.calls[path] == 1 else f"{path}#{self.calls[path]}"
+            for tensor in self.tensors_in(out):
+                self.producer_of[self.key(tensor)] = call_path
+
     def producer(self, tensor: Any) -> str | None:
         found = self.producer_of.get(id(tensor))
         if found is not None or not self.concrete:

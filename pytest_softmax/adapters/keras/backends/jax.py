@@ -25,17 +25,35 @@ class JaxBackend:
         import jax
         import keras
 
-        variables = list(model.variables)
-
-        def stateless(values: list[Any], *flat: Any) -> list[Any]:
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return list(run(*flat))
-
-        jitted = jax.jit(stateless)
         dtypes = [dtype for _, dtype in signature]
+        jitted: list[Any] = []  # built on the first call: [function, variables]
+
+        def prepare(inputs: list[np.ndarray]) -> None:
+            if not getattr(model, "built", True):
+                # A model that creates its variables on its first call must
+                # create them outside the trace, or they would hold tracers.
+                run(*inputs)
+            variables = list(model.variables)
+            # Random layers advance their seed generators on every call, as
+            # model.predict does: a model random in inference must stay so.
+            seeds = [v for v in variables if "seed_generator" in str(getattr(v, "path", ""))]
+
+            def stateless(values: list[Any], *flat: Any) -> tuple[list[Any], list[Any]]:
+                with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                    outputs = list(run(*flat))
+                    return outputs, [scope.get_current_value(v) for v in seeds]
+
+            jitted.extend([jax.jit(stateless), variables, seeds])
 
         def forward(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-            outputs = jitted([v.value for v in variables], *feed_arrays(inputs, dtypes))
+            fed = feed_arrays(inputs, dtypes)
+            if not jitted:
+                prepare(fed)
+            function, variables, seeds = jitted
+            outputs, advanced = function([v.value for v in variables], *fed)
+            for variable, value in zip(seeds, advanced):
+                if value is not None:
+                    variable.assign(value)
             return [np.asarray(y) for y in outputs]
 
         return forward

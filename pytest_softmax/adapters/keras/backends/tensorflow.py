@@ -46,10 +46,17 @@ class TensorFlowBackend:
     def per_shape(self, model: Any, run: RunFunction) -> Forward | None:
         import tensorflow as tf
 
-        function = tf.function(run)  # a trace per concrete input shape
+        # One tf.function per concrete shape signature, each traced once:
+        # a single function retraced per shape would warn about retracing.
+        traced: dict[tuple[Any, ...], TracedForward] = {}
 
         def forward(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-            return [np.asarray(y) for y in function(*[tf.convert_to_tensor(x) for x in inputs])]
+            arrays = [np.asarray(x) for x in inputs]
+            key = tuple((a.shape, a.dtype.str) for a in arrays)
+            if key not in traced:
+                specs = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in arrays]
+                traced[key] = TracedForward(tf.function(run, input_signature=specs))
+            return traced[key](arrays)
 
         return forward
 
