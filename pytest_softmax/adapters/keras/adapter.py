@@ -326,10 +326,14 @@ class KerasModelAdapter:
     def _probe(self) -> Any:
         """The probe for the running backend: traced ``tf.function`` on
         TensorFlow, the recorder inside the backend's forward elsewhere."""
-        if backends.backend_name() == "tensorflow":
+        runner = _RUNNERS.get(self.model)
+        fell_back = runner is not None and runner.form != backends.COMPILED
+        if backends.backend_name() == "tensorflow" and not fell_back:
             from .probe import KerasProbe
 
             return KerasProbe(self)
+        # Also on TensorFlow when the signature's tf.function cannot run the
+        # model: the recorder then runs inside the forms that can.
         from .recording import BackendProbe
 
         return BackendProbe(self)

@@ -1,4 +1,6 @@
-"""The per-layer probe on JAX and PyTorch: the same recorder, no ``tf.function``.
+"""The per-layer probe on JAX and PyTorch (and on TensorFlow for a model
+its signature's ``tf.function`` cannot run): the same recorder, run inside
+the backend's own forward.
 
 :mod:`.probe` wraps every layer's ``call`` while a ``tf.function`` is traced.
 On the other backends the same wrappers and the same :class:`~.probe.Recorder`
@@ -89,11 +91,12 @@ class BackendProbe(KerasProbe):
 
     def _traced(self, kind: str, keep: Callable[[LayerSite], bool]) -> _Traced:
         cache = _PROBES.setdefault(self.model, {})
-        if kind not in cache:
+        key = f"{kind} (recorded in the backend's forward)"  # apart from the tf.function probe's
+        if key not in cache:
             # Explaining a failure runs eagerly (exact producers); the site
             # check runs on every example, compiled.
-            cache[kind] = self._recording(keep, compiled=kind != "all")
-        return cache[kind]
+            cache[key] = self._recording(keep, compiled=kind != "all")
+        return cache[key]
 
     def _recording(self, keep: Callable[[LayerSite], bool], *, compiled: bool) -> _Traced:
         import keras

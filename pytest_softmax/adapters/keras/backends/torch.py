@@ -2,9 +2,9 @@
 
 Keras' PyTorch backend runs layers eagerly; ``torch.no_grad()`` drops the
 autograd bookkeeping, which is what ``model.predict`` itself does.  Not
-``torch.compile``: on CPU it costs tens of seconds per model and shape and
-gave no faster forward passes for the Keras models measured
-(``benchmarks/bench_backends.py``), more than a whole check.  Not
+``torch.compile``: it compiles per model and input shape (on CPU through a
+C++ toolchain), a one-time cost of many forward passes that a check of a
+hundred small batches is unlikely to win back (not measured here).  Not
 ``inference_mode`` either: a layer creating state on its first call would
 create inference tensors the user could not train later.
 """
