@@ -9,10 +9,32 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # In-process pytester runs restore sys.modules after each run; numpy and
-# TensorFlow cannot be imported twice in one process, so import them up front.
+# the Keras backend (TensorFlow, JAX or PyTorch, as KERAS_BACKEND says)
+# cannot be imported twice in one process, so import them up front.
 import numpy  # noqa: E402,F401
-import tensorflow  # noqa: E402,F401
-import keras  # noqa: E402,F401
+import keras  # noqa: E402
+
+BACKEND = keras.backend.backend()
+importlib.import_module(BACKEND)
+
+# Deselected on JAX and PyTorch: TensorFlow-only features, and the tests that
+# already run every backend in subprocesses from the TensorFlow leg.
+TF_LEG_ONLY = ("tensorflow_only", "backend_matrix")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"keras backend: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On JAX or PyTorch, tests of TensorFlow-only features (SavedModel,
+    tf.function traces) are deselected, visibly: pytest counts them."""
+    if BACKEND == "tensorflow":
+        return
+    deselected = [item for item in items if any(item.get_closest_marker(m) for m in TF_LEG_ONLY)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
 
 TESTS_DIR = Path(__file__).parent
 

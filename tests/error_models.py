@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def healthy() -> keras.Model:
@@ -84,8 +85,12 @@ def noisy() -> keras.Model:
 class OutOfMemoryAbove(keras.layers.Layer):
     """Raises what TensorFlow raises when a batch does not fit, above 8 rows."""
 
-    def call(self, x: object) -> object:
-        def check(t: tf.Tensor) -> tf.Tensor:
+    def call(self, x: Any) -> Any:
+        # TensorFlow only (the test using it is tensorflow_only): imported
+        # here so that other backends' test processes do not load it.
+        import tensorflow as tf
+
+        def check(t: Any) -> Any:
             if t.shape[0] > 8:
                 raise tf.errors.ResourceExhaustedError(None, None, f"OOM when allocating tensor with shape{t.shape}")
             return t

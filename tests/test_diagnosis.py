@@ -214,7 +214,6 @@ def test_a_layer_computed_in_call_is_not_guessed_and_the_model_is_restored() -> 
 
 def test_wrapped_calls_are_restored_when_the_probe_fails() -> None:
     from pytest_softmax.adapters.keras.adapter import KerasModelAdapter
-    from pytest_softmax.adapters.keras.probe import KerasProbe
 
     class Exploding(keras.layers.Layer):
         armed = False
@@ -228,7 +227,7 @@ def test_wrapped_calls_are_restored_when_the_probe_fails() -> None:
     Exploding.armed = True
     try:
         with pytest.raises(KeyboardInterrupt):
-            KerasProbe(KerasModelAdapter(model)).run([np.zeros((2, 3), "float32")])
+            KerasModelAdapter(model).probe([np.zeros((2, 3), "float32")])
     finally:
         Exploding.armed = False
     assert all("call" not in vars(layer) for layer in model.layers)

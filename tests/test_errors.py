@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import keras
 import pytest
 
 TESTS_DIR = Path(__file__).parent
@@ -203,11 +204,13 @@ def test_model_missing_wrong_type_or_factory_raising(bad: pytest.Pytester) -> No
 @pytest.mark.parametrize(
     ("model", "expected"),
     [
-        ("em.string_input", "*model input '*' is string; the generator cannot feed it: pass inputs=*"
-                            "e.g. @pytest.mark.softmax_invariant(inputs=np.array(*"),
+        # StringLookup runs on TensorFlow whatever the backend (and aborts a PyTorch process).
+        pytest.param("em.string_input", "*model input '*' is string; the generator cannot feed it: pass inputs=*"
+                     "e.g. @pytest.mark.softmax_invariant(inputs=np.array(*", marks=pytest.mark.tensorflow_only),
         ("em.Unbuilt", "*model 'unbuilt' (Unbuilt) has no known input signature*pass inputs=*e.g. *"),
-        ("em.needs_length_8", "*raised on a plain input built from its input signature*"
-                              "Input to reshape is a tensor with * values, but the requested shape has *"
+        # The model's own message (TensorFlow: "Input to reshape is a tensor with 4 values...",
+        # JAX: "The total size of the tensor must be unchanged...") follows the class name.
+        ("em.needs_length_8", "*raised on a plain input built from its input signature*: *Error: *"
                               "pass inputs=*e.g. @pytest.mark.softmax_invariant(inputs=np.zeros((32, 4), 'float32'))*"),
     ],
 )
@@ -245,6 +248,8 @@ def test_outputs_that_cannot_be_distributions_never_pass(bad: pytest.Pytester, m
 
 # 7-10. models misbehaving while checked ---------------------------------------------
 
+@pytest.mark.skipif(keras.backend.backend() == "jax",
+                    reason="on JAX an out-of-range Embedding id does not raise (it gives NaN): no model error to show")
 def test_model_raising_shows_its_own_error_and_the_input_first(bad: pytest.Pytester) -> None:
     bad.makepyfile(marked_test(
         "model=em.embedding",
@@ -253,10 +258,11 @@ def test_model_raising_shows_its_own_error_and_the_input_first(bad: pytest.Pytes
     ))
     result = bad.runpytest(*RUN)
     result.assert_outcomes(failed=1)
-    assert first_failure_line(result).startswith(
-        "softmax invariant violated: model raised on a generated input: InvalidArgumentError: indices["
-    )
-    result.stdout.fnmatch_lines(["*is not in [[]0, 10)*", "*failing input*", "*int32 [[]2, 5]*"])
+    # The model's own error: TensorFlow's InvalidArgumentError, PyTorch's IndexError.
+    own = ("InvalidArgumentError: indices[" if keras.backend.backend() == "tensorflow"
+           else "IndexError: index out of range")
+    assert first_failure_line(result).startswith(f"softmax invariant violated: model raised on a generated input: {own}")
+    result.stdout.fnmatch_lines(["*failing input*", "*int32 [[]2, 5]*"])
     result.stdout.no_fnmatch_line("*Graph execution error*")
 
 
@@ -281,6 +287,7 @@ def test_non_finite_user_inputs_blame_the_inputs(bad: pytest.Pytester) -> None:
     ])
 
 
+@pytest.mark.tensorflow_only  # the model raises TensorFlow's ResourceExhaustedError from a tf.py_function
 def test_out_of_memory_suggests_a_smaller_batch(bad: pytest.Pytester) -> None:
     bad.makepyfile(
         test_big=marked_test("model=em.out_of_memory", "batch_size=32"),
@@ -299,4 +306,5 @@ def test_tb_long_keeps_the_original_exception_below_the_message(bad: pytest.Pyte
     result = bad.runpytest(*RUN, "--tb=long")
     result.assert_outcomes(failed=1)
     assert first_failure_line(result).startswith("pytest-softmax: ")
-    result.stdout.fnmatch_lines(["*The original exception (shown for --tb=long):*", "*InvalidArgumentError*"])
+    result.stdout.fnmatch_lines(["*The original exception (shown for --tb=long):*", "Traceback (most recent call last):",
+                                 "*Error: *"])

@@ -63,6 +63,7 @@ def _traces(model: keras.Model) -> int:
     return int(keras_adapter._FORWARD_CACHE[model].experimental_get_tracing_count())
 
 
+@pytest.mark.tensorflow_only  # counts the traces of the cached tf.function
 def test_one_trace_shared_by_tests_and_parametrizations(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
@@ -90,6 +91,7 @@ def test_one_trace_shared_by_tests_and_parametrizations(pytester: pytest.Pyteste
     result.assert_outcomes(passed=4)
 
 
+@pytest.mark.tensorflow_only  # counts the traces of the cached tf.function
 def test_variable_length_inputs_do_not_retrace(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _small_lstm(length=None)
     lengths: list[int] = []

@@ -12,7 +12,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
+if ON_TENSORFLOW:
+    import tensorflow as tf
 
 from pytest_softmax import SoftmaxInvariantError, SoftmaxSetupError, check_softmax
 
@@ -46,7 +49,8 @@ class Interrupting(keras.layers.Layer):
         self.seeds.next()
         keras.config.set_floatx("float16")
         keras.config.set_dtype_policy("mixed_float16")
-        tf.config.run_functions_eagerly(True)
+        if ON_TENSORFLOW:
+            tf.config.run_functions_eagerly(True)
         np.random.random()
         random.random()
         raise KeyboardInterrupt
@@ -69,14 +73,14 @@ def noisy() -> keras.Model:
 
 def snapshot(model: keras.Model) -> dict[str, Any]:
     return {
-        "weights": [np.array(v.numpy(), copy=True) for v in model.variables],
+        "weights": [np.array(keras.ops.convert_to_numpy(v.value), copy=True) for v in model.variables],
         "names": [v.path for v in model.variables],
         "layers": [layer.name for layer in model.layers],
         "config": model.get_config(),
         "floatx": keras.config.floatx(),
         "policy": keras.config.dtype_policy().name,
         "backend": keras.config.backend(),
-        "eager": tf.config.functions_run_eagerly(),
+        "eager": tf.config.functions_run_eagerly() if ON_TENSORFLOW else None,
     }
 
 
@@ -123,8 +127,9 @@ def test_user_random_seeds_unchanged(factory: Callable[[], keras.Model]) -> None
     model = factory()
 
     def draws() -> tuple[Any, ...]:
-        return (random.random(), np.random.random(3).tolist(), tf.random.uniform([3]).numpy().tolist(),
-                keras.random.uniform((3,)).numpy().tolist())
+        framework = tf.random.uniform([3]).numpy().tolist() if ON_TENSORFLOW else []
+        return (random.random(), np.random.random(3).tolist(), framework,
+                keras.ops.convert_to_numpy(keras.random.uniform((3,))).tolist())
 
     keras.utils.set_random_seed(1234)
     expected = draws()
@@ -152,6 +157,7 @@ def test_mixed_precision_and_float64_settings_survive(tmp_path: Path) -> None:
         keras.config.set_floatx("float32")
 
 
+@pytest.mark.tensorflow_only  # a TensorFlow setting
 def test_eager_mode_set_by_the_user_survives() -> None:
     tf.config.run_functions_eagerly(True)
     try:

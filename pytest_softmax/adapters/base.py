@@ -211,6 +211,17 @@ class StateCarrying(Protocol):
 
 
 @runtime_checkable
+class RunDescribing(Protocol):
+    """Optional: which backend ran the model (``"jax"``), and notes on how
+    (a compiled form that could not run it and what ran instead)."""
+
+    @property
+    def backend(self) -> str: ...
+
+    def run_notes(self) -> list[str]: ...
+
+
+@runtime_checkable
 class ErrorExplaining(Protocol):
     """Optional: turns the framework's exceptions into the model's own words."""
 

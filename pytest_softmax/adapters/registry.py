@@ -15,6 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .keras import config as keras_config
 from .keras import formats as keras_formats
 
 if TYPE_CHECKING:
@@ -66,3 +67,8 @@ def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
         return model
     adapter: ModelAdapter = import_module(_framework_for(model).module).adapt(model, safe_mode=safe_mode)
     return adapter
+
+
+def runtime_description() -> str:
+    """What will run the models, for the run's header (no framework import)."""
+    return f"keras backend={keras_config.configured_backend()}"

@@ -130,6 +130,8 @@ class SoftmaxReport:
     # "path (Class)" of the layer the diagnosis blames; None: not localized
     # beyond the output (then the output's own layer is reported).
     layer_at_fault: str | None = None
+    # The framework backend that ran the model ("tensorflow", "jax", "torch").
+    backend: str = ""
     # The cause in a few words, set by the diagnosis rule that fired (e.g.
     # "every position masked: softmax of all -inf"); None: no rule fired.
     cause: str | None = None

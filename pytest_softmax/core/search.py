@@ -30,6 +30,7 @@ from ..adapters.base import (
     InputSpec,
     ModelAdapter,
     OutputSpec,
+    RunDescribing,
     SignatureAdopting,
     StatePreserving,
     explain_error,
@@ -430,7 +431,15 @@ def _build_report(search: _Search, outcome: _Outcome, replay: Replay, duration: 
                                                                   or outcome.derandomized) else "",
         seed=outcome.seed,
         duration=duration,
+        **_run_description(search.adapter),
     )
+
+
+def _run_description(adapter: ModelAdapter) -> dict[str, Any]:
+    """The backend that ran the model and the adapter's notes on how."""
+    if not isinstance(adapter, RunDescribing):
+        return {}
+    return {"backend": adapter.backend, "notes": list(adapter.run_notes())}
 
 
 def _focus(results: list[OutputResult], failure: _FoundViolation | None) -> OutputResult | None:

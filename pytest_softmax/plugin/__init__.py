@@ -110,7 +110,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     session = config.stash.get(session_settings_key, None)
     if session is None or not terminal.wants_header(config):
         return None
-    return [terminal.settings_header(session, config)]
+    return [terminal.settings_header(session, config), terminal.backend_header()]
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
@@ -119,7 +119,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     session = config.stash.get(session_settings_key, None)
     if session is None or terminal.wants_header(config) or not terminal.wants_header(config, items):
         return []
-    return [terminal.settings_header(session, config)]
+    return [terminal.settings_header(session, config), terminal.backend_header()]
 
 
 def _marker_settings(item: pytest.Item) -> MarkerSettings | None:

@@ -130,6 +130,13 @@ def settings_header(session: SessionSettings, config: pytest.Config) -> str:
     )
 
 
+def backend_header() -> str:
+    """Which framework backend runs the checks (``softmax: keras backend=jax``)."""
+    from ..adapters.registry import runtime_description
+
+    return f"softmax: {runtime_description()}"
+
+
 def _profile_derandomizes() -> bool:
     # Only when Hypothesis is already imported (its own plugin usually has
     # done it): the header must not be the reason it gets imported.

@@ -15,8 +15,9 @@ import numpy as np
 from ...core.arrays import is_numeric
 from ...errors import SoftmaxSetupError
 from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec
-from . import errors, state
+from . import backends, errors, state
 from .domains import infer_domains
+from .forward import ModelForward
 
 if TYPE_CHECKING:
     from ...core.probing import LayerRecord, LayerSite, ProbeResult
@@ -28,7 +29,8 @@ FLOAT16_COMPUTE_INPUT_LIMIT = 1e3
 # Compiled forward functions, one per model object for the whole session:
 # tracing costs far more than a forward pass, so tests sharing a model share it.
 _FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
-_UNSIGNED_FORWARD_CACHE: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary[Any, ModelForward] = weakref.WeakKeyDictionary()
+_UNSIGNED_FORWARD_CACHE: weakref.WeakKeyDictionary[Any, backends.Forward] = weakref.WeakKeyDictionary()
 
 
 def _keras() -> Any:
@@ -229,17 +231,11 @@ class KerasModelAdapter:
             return "output", "unknown"
         return str(layer.name), type(layer).__name__
 
-    def compiled_forward(self) -> Callable[..., Any]:
-        cached = _FORWARD_CACHE.get(self.model)
-        if cached is not None:
-            return cached
-        import tensorflow as tf
-
+    def run_function(self) -> Callable[..., list[Any]]:
+        """The model as a function of its flat input tensors returning its
+        flat outputs: what every backend compiles (and the probe re-traces)."""
         named = self.named_inputs()
         structure = self._inputs
-        signature = [
-            tf.TensorSpec((None, *tuple(t.shape)[1:]), _dtype_name(t.dtype), name=None) for _, t in named
-        ]
         model = self.model
         output_names = [s.name for s in self.output_specs()]
 
@@ -260,28 +256,48 @@ class KerasModelAdapter:
         def run_model(*flat: Any) -> list[Any]:
             return flatten(model(rebuild(flat), training=False))
 
-        # One trace per model and signature: None dimensions in the
-        # signature keep variable-length inputs from retracing.
-        forward: Callable[..., Any] = tf.function(run_model, input_signature=signature, reduce_retracing=True)
-        _FORWARD_CACHE[self.model] = forward
-        return forward
+        return run_model
+
+    def signature(self) -> list[tuple[tuple[int | None, ...], str]]:
+        """Each input's shape (without the batch) and dtype name."""
+        return [(tuple(t.shape)[1:], _dtype_name(t.dtype)) for _, t in self.named_inputs()]
+
+    def model_forward(self) -> ModelForward:
+        """The model's forward pass on the running backend, cached per model
+        object for the session: tracing costs far more than a forward pass,
+        so tests sharing a model share it."""
+        cached = _RUNNERS.get(self.model)
+        if cached is None:
+            backend = backends.current()
+            run = self.run_function()
+            compiled = backend.compiled(self.model, run, self.signature())
+            function = getattr(compiled, "function", None)
+            if function is not None:  # TensorFlow: the probe re-traces its Python function
+                _FORWARD_CACHE[self.model] = function
+            cached = ModelForward(backend, self.model, run, compiled)
+            _RUNNERS[self.model] = cached
+        return cached
+
+    def compiled_forward(self) -> Callable[..., Any]:
+        """TensorFlow only: the cached ``tf.function`` of the forward pass."""
+        cached = _FORWARD_CACHE.get(self.model)
+        if cached is None:
+            self.model_forward()
+            cached = _FORWARD_CACHE[self.model]
+        return cached
 
     def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import tensorflow as tf
-
         if self._inputs is None:
             return self._forward_without_signature(inputs)
-        tensors = [tf.convert_to_tensor(x, dtype=dtype) for x, dtype in zip(inputs, self.feed_dtypes())]
-        return [np.asarray(y) for y in self._concrete_forward()(*tensors)]
+        return self.model_forward()(inputs)
 
-    def _concrete_forward(self) -> Callable[..., Any]:
-        """The one concrete function of the cached ``tf.function``: calling it
-        skips the per-call signature binding (~15% of a small model's pass)."""
-        concrete: Callable[..., Any] | None = getattr(self, "_concrete_cache", None)
-        if concrete is None:
-            concrete = self.compiled_forward().get_concrete_function()  # type: ignore[attr-defined]
-            self._concrete_cache = concrete
-        return concrete
+    @property
+    def backend(self) -> str:
+        return backends.backend_name()
+
+    def run_notes(self) -> list[str]:
+        runner = _RUNNERS.get(self.model) if self._inputs is not None else None
+        return [runner.note] if runner is not None and runner.note else []
 
     def feed_dtypes(self) -> list[Any]:
         """The input dtypes as TensorFlow dtypes, derived once per adapter
@@ -296,28 +312,40 @@ class KerasModelAdapter:
         return cached
 
     def _forward_without_signature(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        import tensorflow as tf
-
         forward = _UNSIGNED_FORWARD_CACHE.get(self.model)
         if forward is None:
             model = self.model
 
-            def run_model(*flat: Any) -> Any:
-                return model(flat[0] if len(flat) == 1 else list(flat), training=False)
+            def run_model(*flat: Any) -> list[Any]:
+                outputs = model(flat[0] if len(flat) == 1 else list(flat), training=False)
+                return list(outputs.values()) if isinstance(outputs, dict) else (
+                    list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
 
-            forward = tf.function(run_model, reduce_retracing=True)
+            backend = backends.current()
+            forward = backend.per_shape(model, run_model) or backend.eager(model, run_model)
             _UNSIGNED_FORWARD_CACHE[self.model] = forward
-        outputs = forward(*[tf.convert_to_tensor(x) for x in inputs])
-        flat = list(outputs.values()) if isinstance(outputs, dict) else (
-            list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
-        return [np.asarray(y) for y in flat]
+        return forward(inputs)
 
     # Per-layer probing (probe.py): traced only when a failure needs
     # explaining or the model has softmax sites inside it.
     def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
-        from .probe import KerasProbe
+        result: ProbeResult = self._probe().run(inputs)
+        return result
 
-        return KerasProbe(self).run(inputs)
+    def _probe(self) -> Any:
+        """The probe for the running backend: traced ``tf.function`` on
+        TensorFlow, the recorder inside the backend's forward elsewhere."""
+        runner = _RUNNERS.get(self.model)
+        fell_back = runner is not None and runner.form != backends.COMPILED
+        if backends.backend_name() == "tensorflow" and not fell_back:
+            from .probe import KerasProbe
+
+            return KerasProbe(self)
+        # Also on TensorFlow when the signature's tf.function cannot run the
+        # model: the recorder then runs inside the forms that can.
+        from .recording import BackendProbe
+
+        return BackendProbe(self)
 
     def internal_softmax_sites(self) -> list[LayerSite]:
         from .probe import static_softmax_sites
@@ -326,9 +354,8 @@ class KerasModelAdapter:
         return [site for site in static_softmax_sites(self.model) if site.name not in outputs]
 
     def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
-        from .probe import KerasProbe
-
-        return KerasProbe(self).forward_with_sites(inputs)
+        result: tuple[list[np.ndarray], list[LayerRecord]] = self._probe().forward_with_sites(inputs)
+        return result
 
     def stateful_layers(self) -> list[tuple[str, str]]:
         from .stateful import stateful_layers
@@ -347,13 +374,18 @@ class KerasModelAdapter:
         return state.preserved_state(self.model, written=self._written_variables)
 
     def _written_variables(self) -> list[Any]:
-        """The variables the traced forward pass writes (see ``writes``)."""
+        """The variables inference may write: on TensorFlow those the traced
+        forward pass writes (see ``writes``); on the other backends, which
+        leave no graph to read, every trainable variable (non-trainable ones
+        are always restored)."""
         if self._inputs is None:
             return []
+        if backends.backend_name() != "tensorflow":
+            return list(getattr(self.model, "trainable_variables", []))
         from .writes import written_variables
 
         try:
-            concrete = self._concrete_forward()
+            concrete = self.compiled_forward().get_concrete_function()  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001 - the preflight reports a model that cannot be traced
             return []
         return written_variables(self.model, concrete)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,21 @@ def _load_directory(path: Path, safe_mode: bool) -> Any:
             f"model path {str(path)!r} is a directory but not a SavedModel "
             f"(it has no {SAVED_MODEL_MARKER}); pass a .keras / .h5 file or a SavedModel directory"
         )
+    _require_tensorflow_backend(path)
     from .saved_model import load_saved_model
 
     return load_saved_model(path, safe_mode=safe_mode)
+
+
+def _require_tensorflow_backend(path: Path) -> None:
+    """A SavedModel is a TensorFlow graph: only the TensorFlow backend runs it."""
+    backend = str(_keras().backend.backend())
+    if backend != "tensorflow":
+        raise SoftmaxSetupError(
+            f"model path {str(path)!r} is a TensorFlow SavedModel directory, which only the TensorFlow backend "
+            f"can run, and Keras runs on {backend!r} here (KERAS_BACKEND); check it with KERAS_BACKEND=tensorflow, "
+            "or save the model as a .keras file (model.save('model.keras')), which every backend loads"
+        )
 
 
 def _load_file(path: Path, safe_mode: bool) -> Any:
@@ -105,10 +118,11 @@ def refuse_non_factory(source: object) -> None:
     no argument.  A ``tf.Module``, a forward function ``f(x)`` or a callable
     object computing outputs is recognised *before* anything is called: the
     user's code must not run only to be misreported as a broken factory."""
-    import tensorflow as tf
-
+    # An object can only be a tf.Module if TensorFlow is already imported;
+    # importing it here would load TensorFlow into a JAX or PyTorch process.
+    tf = sys.modules.get("tensorflow")
     what = type(source).__name__
-    if isinstance(source, tf.Module) and not isinstance(source, type):
+    if tf is not None and isinstance(source, tf.Module) and not isinstance(source, type):
         raise SoftmaxSetupError(
             f"model= {what} is a tf.Module, not a keras.Model: pytest-softmax checks Keras models; save the "
             "module with tf.saved_model.save(module, path, signatures=...) and pass that directory, or wrap "

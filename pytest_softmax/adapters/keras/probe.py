@@ -201,7 +201,7 @@ class KerasProbe:
         import tensorflow as tf
 
         plain = self.adapter.compiled_forward()
-        recorder = _Recorder(keep)
+        recorder = Recorder(keep)
         # Only the diagnosis probe (every layer) pays for the softmax inputs.
         recorder.find_softmax_inputs = keep is _keep_all
         names = [name for name, _ in self.adapter.named_inputs()]
@@ -213,7 +213,7 @@ class KerasProbe:
             recorder.output_producers.extend(recorder.producer(t) for t in outputs)
             return [*outputs, *(t for _, t in recorder.recorded), *(t for _, _, t in recorder.softmax_inputs)]
 
-        with _recording_calls(self.model, recorder):
+        with recording_calls(self.model, recorder):
             function = tf.function(probe, input_signature=plain.input_signature).get_concrete_function()
         sites = [site for site, _ in recorder.recorded]
         return _Traced(function, sites, recorder.output_producers, len(recorder.output_producers),
@@ -224,7 +224,7 @@ def _keep_all(site: LayerSite) -> bool:
     return True
 
 
-class _Recorder:
+class Recorder:
     """What the wrapped layer calls saw while one probe was traced: which
     layer call produced each tensor, and the tensors worth returning."""
 
@@ -256,18 +256,23 @@ class _Recorder:
             return out
         return call
 
-    def record(self, path: str, layer: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+    def tensors_in(self, structure: Any) -> list[Any]:
         import tensorflow as tf
 
+        return [t for t in tf.nest.flatten(structure) if tf.is_tensor(t)]
+
+    def key(self, tensor: Any) -> Any:
+        return tensor.ref()
+
+    def record(self, path: str, layer: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         self.calls[path] += 1
         call_path = path if self.calls[path] == 1 else f"{path}#{self.calls[path]}"
-        given = [t for t in tf.nest.flatten((args, {k: v for k, v in kwargs.items() if k != "mask"}))
-                 if tf.is_tensor(t)]
+        given = self.tensors_in((args, {k: v for k, v in kwargs.items() if k != "mask"}))
         producers = tuple(dict.fromkeys(p for p in (self.producer(t) for t in given) if p is not None))
         site = describe(layer, call_path, producers, masked=kwargs.get("mask") is not None)
-        produced = [t for t in tf.nest.flatten(out) if tf.is_tensor(t)]
+        produced = self.tensors_in(out)
         for t in produced:
-            self.producer_of.setdefault(t.ref(), call_path)  # innermost layer wins over its container
+            self.producer_of.setdefault(self.key(t), call_path)  # innermost layer wins over its container
         if produced and self.keep(site):
             self.recorded.append((site, produced[0]))
             fed = self._softmax_input(produced[0]) if self.find_softmax_inputs and site.kind != CONTAINER else None
@@ -295,7 +300,7 @@ class _Recorder:
 
 
 @contextmanager
-def _recording_calls(model: Any, recorder: _Recorder) -> Iterator[None]:
+def recording_calls(model: Any, recorder: Recorder) -> Iterator[None]:
     """Wrap every layer's ``call`` while the block traces; the wrappers are
     removed however the block ends, so the user's model is never changed."""
     patched: list[tuple[Any, bool, Any]] = []

@@ -71,6 +71,13 @@ class SavedModelSignature:
 
         return nonfinite_saved_variables(self._loaded)
 
+    @property
+    def backend(self) -> str:
+        return "tensorflow"
+
+    def run_notes(self) -> list[str]:
+        return []
+
     def explain_error(self, exc: BaseException) -> ModelFailure:
         return errors.explain(exc)
 

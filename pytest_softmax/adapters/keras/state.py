@@ -56,25 +56,45 @@ def _keras_global_seed_generator() -> Any:
     return global_state.get_global_attribute("global_seed_generator")
 
 
+def _on_tensorflow() -> bool:
+    """Whether Keras runs on TensorFlow: only then is there a TensorFlow
+    setting to protect, and only then may this module import it."""
+    import keras
+
+    return bool(keras.backend.backend() == "tensorflow")
+
+
+def _functions_run_eagerly() -> bool:
+    if not _on_tensorflow():
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.functions_run_eagerly())
+
+
+def _value(variable: Any) -> np.ndarray:
+    import keras
+
+    return np.array(keras.ops.convert_to_numpy(variable.value), copy=True)
+
+
 def _take(model: Any) -> _Snapshot:
     import keras
-    import tensorflow as tf
 
     return _Snapshot(
         floatx=keras.config.floatx(),
         epsilon=keras.config.epsilon(),
         image_data_format=keras.config.image_data_format(),
         dtype_policy=keras.config.dtype_policy(),
-        functions_run_eagerly=bool(tf.config.functions_run_eagerly()),
+        functions_run_eagerly=_functions_run_eagerly(),
         python_random=random.getstate(),
         numpy_random=np.random.get_state(),
-        variables=[(v, np.array(v.numpy(), copy=True)) for v in _variables_of(model)],
+        variables=[(v, _value(v)) for v in _variables_of(model)],
     )
 
 
 def _restore(snapshot: _Snapshot) -> None:
     import keras
-    import tensorflow as tf
 
     if keras.config.floatx() != snapshot.floatx:
         keras.config.set_floatx(snapshot.floatx)
@@ -84,12 +104,14 @@ def _restore(snapshot: _Snapshot) -> None:
         keras.config.set_image_data_format(snapshot.image_data_format)
     if keras.config.dtype_policy() != snapshot.dtype_policy:
         keras.config.set_dtype_policy(snapshot.dtype_policy)
-    if bool(tf.config.functions_run_eagerly()) != snapshot.functions_run_eagerly:
+    if _functions_run_eagerly() != snapshot.functions_run_eagerly:
+        import tensorflow as tf
+
         tf.config.run_functions_eagerly(snapshot.functions_run_eagerly)
     random.setstate(snapshot.python_random)
     np.random.set_state(snapshot.numpy_random)
     for variable, value in snapshot.variables:
-        if not np.array_equal(np.asarray(variable.numpy()), value, equal_nan=True):
+        if not np.array_equal(_value(variable), value, equal_nan=True):
             variable.assign(value)
 
 
@@ -110,6 +132,9 @@ def preserved_state(model: Any, written: Callable[[], Sequence[Any]] = tuple) ->
 def preserved_jit() -> Iterator[None]:
     """TensorFlow's XLA auto-clustering flag, which a layer's ``call()`` can
     set for the whole process (``tf.config.optimizer.set_jit``)."""
+    if not _on_tensorflow():
+        yield
+        return
     import tensorflow as tf
 
     before = tf.config.optimizer.get_jit()
@@ -125,10 +150,10 @@ def preserved_values(written: Callable[[], Sequence[Any]]) -> Iterator[None]:
     """Copy the variables ``written()`` names (asked for inside the block
     that restores global settings: finding them may trace the model) and
     put back any that changed."""
-    saved = [(v, np.array(v.numpy(), copy=True)) for v in written()]
+    saved = [(v, _value(v)) for v in written()]
     try:
         yield
     finally:
         for variable, value in saved:
-            if not np.array_equal(np.asarray(variable.numpy()), value, equal_nan=True):
+            if not np.array_equal(_value(variable), value, equal_nan=True):
                 variable.assign(value)
