@@ -15,6 +15,7 @@ summary) and ``json_report`` (``--softmax-report``).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -188,6 +189,10 @@ def softmax_check(request: pytest.FixtureRequest) -> Callable[..., SoftmaxReport
         return run_item_check(item, model, marker, parsed)
 
     return softmax_check
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return collection.is_link_loop(collection_path, config)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -142,6 +142,22 @@ def _models_in(path: Path, visited: set[Path], *, named: bool = False) -> list[P
     return found
 
 
+def is_link_loop(collection_path: Path, config: pytest.Config) -> bool | None:
+    """pytest's own walk of the test directories follows a symlink back up
+    the tree (``ln -s . again``) until the OS says "too many levels": one
+    such link repeats the directory forty times, two make the walk
+    exponential and collection never ends.  In a run that checks models
+    (which often sit in such folders), such a link is skipped."""
+    if not configured_models(config) or not collection_path.is_symlink():
+        return None
+    try:
+        target = collection_path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling or self-referencing link
+        return None
+    parent = collection_path.parent.resolve()
+    return True if target.is_dir() and (target == parent or target in parent.parents) else None
+
+
 def _display(path: Path, rootpath: Path) -> str:
     root = rootpath.resolve()
     if path.anchor != root.anchor:  # another drive: no relative path exists
