@@ -46,3 +46,47 @@ def test_a_model_named_twice_through_links_and_globs_is_one_item(pytester: pytes
     result = pytester.runpytest(*COLLECT, "--softmax-model", "models", "--softmax-model", "same/*.keras",
                                 "--softmax-model", "models/clf.keras")
     result.stdout.fnmatch_lines(["softmax::models/clf.keras", "1 test collected*"])
+
+
+def test_a_model_file_whose_name_is_not_utf8_is_one_error_everywhere(pytester: pytest.Pytester) -> None:
+    # Linux file names are bytes; Python hands this one over with a lone
+    # surrogate ('m\udcff odd.keras'), which a strict encode refuses.
+    with open(os.path.join(os.fsencode(pytester.path), b"m\xff odd.keras"), "wb") as handle:
+        handle.write(b"not a zip archive")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--softmax-model", ".", "--softmax-report", "r.json", "--junitxml", "j.xml",
+    )
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "Traceback" not in output and "UnicodeEncodeError" not in output, output
+    result.stdout.fnmatch_lines(["*pytest-softmax: model file * is not a Keras archive*"])
+
+    import json
+    import xml.etree.ElementTree as ET
+
+    (check,) = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))["checks"]
+    assert check["verdict"] == "error" and "odd.keras" in check["nodeid"]
+    (case,) = ET.parse(pytester.path / "j.xml").getroot().iter("testcase")
+    assert "odd.keras" in case.get("name", "")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["softmax_verdict"] == "error"
+
+
+def test_the_example_database_namespace_takes_any_node_id() -> None:
+    from hypothesis.database import InMemoryExampleDatabase
+
+    from pytest_softmax.core.database import NamespacedDatabase
+
+    inner = InMemoryExampleDatabase()
+    odd = NamespacedDatabase(inner, "test_x.py::test[m\udcff odd.keras]")
+    other = NamespacedDatabase(inner, "test_x.py::test[m\udcfe odd.keras]")
+    odd.save(b"k", b"v")
+    assert list(odd.fetch(b"k")) == [b"v"] and list(other.fetch(b"k")) == []
+
+
+def test_printable_names_spell_undecodable_bytes() -> None:
+    from pytest_softmax.plugin.collection import printable
+
+    assert printable(os.fsdecode(b"m\xff odd.keras")) == "m\\xff odd.keras"
+    assert printable("caf\u00e9.keras") == "caf\u00e9.keras"
+    assert printable("\ud800.keras") == "\\ud800.keras"

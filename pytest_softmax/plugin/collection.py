@@ -161,8 +161,20 @@ def is_link_loop(collection_path: Path, config: pytest.Config) -> bool | None:
 def _display(path: Path, rootpath: Path) -> str:
     root = rootpath.resolve()
     if path.anchor != root.anchor:  # another drive: no relative path exists
-        return path.as_posix()
-    return Path(os.path.relpath(path, root)).as_posix()
+        return printable(path.as_posix())
+    return printable(Path(os.path.relpath(path, root)).as_posix())
+
+
+def printable(name: str) -> str:
+    """A file name as text every output can carry: a byte that is not
+    UTF-8 (which Python holds as a lone surrogate) is spelled ``\\xff``, so
+    the node id, the terminal, junit and the JSON report all show the same
+    plain name instead of a raw byte or an encoding error."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file-system decode produces
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class SoftmaxModelItem(pytest.Item):

@@ -65,7 +65,7 @@ def seed_option(config: pytest.Config) -> int | None:
         return int(raw)
     except (TypeError, ValueError):
         # Hypothesis accepts any string as a seed; hash it the same stable way.
-        return int.from_bytes(hashlib.sha256(str(raw).encode()).digest()[:4], "big")
+        return int.from_bytes(hashlib.sha256(str(raw).encode("utf-8", "surrogatepass")).digest()[:4], "big")
 
 
 def replay_command(item: pytest.Item) -> str:
