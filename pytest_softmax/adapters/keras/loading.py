@@ -7,6 +7,7 @@ the loaded model and its traced forward pass.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ ACCEPTED = (
 )
 
 # Loaded models by file identity: a file replaced in place (same path, even
-# the same mtime) has another inode, size or mtime_ns and is loaded anew.
+# the same mtime) has another inode, size, ctime or content and is loaded anew.
 _LOADED: dict[tuple[Any, ...], Any] = {}
 
 
@@ -33,11 +34,29 @@ def _keras() -> Any:
     return keras
 
 
+# Files up to this size are also identified by a hash of their bytes: a
+# rewrite of the same size whose mtime was put back (os.utime, a copy tool
+# preserving times) keeps inode, size and mtime, and coarse file-system
+# clocks can even keep the ctime.  Hashing a few MB costs a few ms.
+HASHED_FILE_BYTES = 32 * 2**20
+
+
 def _identity(path: Path, safe_mode: bool) -> tuple[Any, ...]:
-    stat = path.stat()
     marker = path / SAVED_MODEL_MARKER if path.is_dir() else path
-    content = marker.stat() if marker.exists() else stat
-    return (str(path.resolve()), content.st_ino, content.st_size, content.st_mtime_ns, safe_mode)
+    content = marker if marker.exists() else path
+    stat = content.stat()
+    return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+            _digest(content, stat.st_size), safe_mode)
+
+
+def _digest(path: Path, size: int) -> str | None:
+    if not path.is_file() or size > HASHED_FILE_BYTES:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_path(path: Path, *, safe_mode: bool) -> Any:
