@@ -16,7 +16,7 @@ from ...errors import SoftmaxSetupError
 from ..base import ModelAdapter
 from .errors import first_line
 from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
-from .safe_loading import OPT_IN, inspect_model_file
+from .safe_loading import OPT_IN, custom_class_names, inspect_model_file
 
 ACCEPTED = (
     "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
@@ -87,12 +87,34 @@ def _load_file(path: Path, safe_mode: bool) -> Any:
         )
     # Reads the raw file first: refuses code in safe mode and names what a
     # non-model file is, before Keras deserialises anything.
-    inspect_model_file(path, safe_mode=safe_mode)
+    config = inspect_model_file(path, safe_mode=safe_mode)
     try:
         return _keras().saving.load_model(str(path), compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types for unreadable files
+        unregistered = _unregistered_classes(config)
+        if unregistered:
+            raise SoftmaxSetupError(_unregistered_message(path, unregistered)) from exc
         hint = f"; if you trust this file, {OPT_IN}" if safe_mode and "safe_mode" in str(exc) else ""
         raise SoftmaxSetupError(f"could not load model file {str(path)!r}: {first_line(exc)}{hint}") from exc
+
+
+def _unregistered_classes(config: Any) -> list[str]:
+    """Custom classes the file names that no imported module registered:
+    Keras then fails with a TypeError naming neither the class nor the fix."""
+    get = _keras().saving.get_registered_object
+    return [name for name in custom_class_names(config) if get(name) is None]
+
+
+def _unregistered_message(path: Path, names: list[str]) -> str:
+    listed = ", ".join(names)
+    package = names[0].split(">")[0] if ">" in names[0] else "mypkg"
+    return (
+        f"could not load model file {str(path)!r}: it uses custom class{'es' if len(names) > 1 else ''} "
+        f"{listed}, not registered in this process. Import the module that defines "
+        f"{'them' if len(names) > 1 else 'it'} (decorated with "
+        f"@keras.saving.register_keras_serializable(package={package!r})) before the check, "
+        "e.g. `import mypackage.layers` in conftest.py"
+    )
 
 
 def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
