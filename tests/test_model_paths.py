@@ -90,3 +90,26 @@ def test_printable_names_spell_undecodable_bytes() -> None:
     assert printable(os.fsdecode(b"m\xff odd.keras")) == "m\\xff odd.keras"
     assert printable("caf\u00e9.keras") == "caf\u00e9.keras"
     assert printable("\ud800.keras") == "\\ud800.keras"
+
+
+def test_a_model_outside_the_project_that_moves_the_ini_file_is_warned_about(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = pytester.mkdir("project")
+    (project / "pytest.ini").write_text("[pytest]\nsoftmax_max_examples = 3\n")
+    pytester.mkdir("elsewhere")
+    (pytester.path / "elsewhere" / "m.keras").write_bytes(b"PK placeholder")
+    monkeypatch.chdir(project)
+
+    # Two arguments: pytest took the path into account for its rootdir.
+    moved = pytester.runpytest(*COLLECT, "--softmax-model", "../elsewhere/m.keras")
+    moved.stdout.fnmatch_lines([
+        "*PytestConfigWarning: pytest-softmax: --softmax-model ../elsewhere/m.keras lies outside *project, "
+        "and given as a separate argument pytest also took it as a test path*the ini file in use is none "
+        "instead of *project/pytest.ini*Write --softmax-model=../elsewhere/m.keras (with =)*",
+    ])
+
+    joined = pytester.runpytest(*COLLECT, "--softmax-model=../elsewhere/m.keras")
+    joined.stdout.no_fnmatch_line("*PytestConfigWarning*")
+    inside = pytester.runpytest(*COLLECT, "--softmax-model", str(project / "pytest.ini"))
+    inside.stdout.no_fnmatch_line("*PytestConfigWarning*")

@@ -81,6 +81,66 @@ def configure(config: pytest.Config) -> None:
             for source in _expand(raw, config.rootpath, where, config.rootpath):
                 found.setdefault(source.path, source)
     config.stash[models_key] = tuple(found.values())
+    warn_if_ini_moved(config)
+
+
+# pytest's config files, in the order it looks for them in each directory,
+# and the text that makes a shared file (pyproject, tox, setup.cfg) count.
+_INI_FILES = (
+    ("pytest.toml", ""), (".pytest.toml", ""), ("pytest.ini", ""), (".pytest.ini", ""),
+    ("pyproject.toml", "[tool.pytest"), ("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]"),
+)
+
+
+def warn_if_ini_moved(config: pytest.Config) -> None:
+    """``--softmax-model ../elsewhere/m.keras`` (two arguments) is read as a
+    test path when pytest picks its rootdir, before this plugin's options
+    are known: the rootdir moves to the common ancestor and the project's
+    ini file can silently stop applying.  Say so, and how to avoid it."""
+    args = [str(a) for a in config.invocation_params.args]
+    if any(a in ("-c", "--config-file", "--rootdir") or a.startswith(("--config-file=", "--rootdir="))
+           for a in args):
+        return  # the user chose the ini file or the rootdir
+    here = config.invocation_params.dir
+    outside = [value for flag, value in zip(args, args[1:])
+               if flag == "--softmax-model" and not _is_under(here / os.path.expanduser(value), here)]
+    expected = _ini_from(here)
+    actual = Path(config.inipath).resolve() if config.inipath else None
+    if not outside or expected == actual:
+        return
+    config.issue_config_time_warning(pytest.PytestConfigWarning(
+        f"pytest-softmax: --softmax-model {outside[0]} lies outside {here}, and given as a separate "
+        f"argument pytest also took it as a test path: the rootdir moved to {config.rootpath} and the ini "
+        f"file in use is {actual or 'none'} instead of {expected or 'none'}, so the settings in "
+        f"{expected or 'the project ini file'} do not apply. Write --softmax-model={outside[0]} (with =), "
+        "or pass --rootdir / -c to choose"
+    ), stacklevel=2)
+
+
+def _is_under(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _ini_from(directory: Path) -> Path | None:
+    """The config file pytest would use when run from ``directory`` with no
+    path arguments (its search, in its order, upwards)."""
+    for folder in (directory.resolve(), *directory.resolve().parents):
+        for name, needs in _INI_FILES:
+            candidate = folder / name
+            if candidate.is_file() and (not needs or needs in _read(candidate)):
+                return candidate
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def configured_models(config: pytest.Config) -> tuple[ModelSource, ...]:
