@@ -24,6 +24,7 @@ from ..settings import (
     MARKER_SIGNATURE,
     SETTINGS,
     MarkerSettings,
+    Mode,
     SettingError,
     load_session_settings,
     parse_marker,
@@ -186,7 +187,7 @@ def softmax_check(request: pytest.FixtureRequest) -> Callable[..., SoftmaxReport
             parsed = parse_overrides(overrides, "softmax_check()")
         except SettingError as exc:
             raise TypeError(str(exc)) from None
-        return run_item_check(item, model, marker, parsed)
+        return run_item_check(item, model, marker, parsed, Mode.FIXTURE)
 
     return softmax_check
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..adapters.registry import is_model_directory, model_suffixes
-from ..settings import MarkerSettings
+from ..settings import MarkerSettings, Mode
 from .keys import SETUP_PREFIX, replay_command_key
 from .runner import run_item_check
 
@@ -251,7 +251,7 @@ class SoftmaxModelItem(pytest.Item):
         # The check goes through the same code path as a marked test, so
         # settings, seed, example database namespace and report recording
         # are shared; the model is loaded there (once per process).
-        run_item_check(self, self.source.path, MarkerSettings())
+        run_item_check(self, self.source.path, MarkerSettings(), mode=Mode.MODEL_ITEM)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None,

@@ -14,8 +14,11 @@ import numpy as np
 
 from ...core.arrays import is_numeric
 from ...errors import SoftmaxSetupError
+from ...settings import how_to_set
 from ..base import InputSpec, ModelFailure, OutputSpec
 from . import errors, state
+
+FLOAT_EXAMPLE = "np.zeros((8, 10), 'float32')"
 
 if TYPE_CHECKING:
     from ...core.probing import LayerRecord, LayerSite, ProbeResult
@@ -96,7 +99,7 @@ class KerasModelAdapter:
             raise SoftmaxSetupError(
                 f"model {self.name!r} ({type(self.model).__name__}) has no known input signature "
                 "(a subclassed or unbuilt model); pass inputs= with example arrays, e.g. "
-                "@pytest.mark.softmax_invariant(inputs=np.zeros((8, 10), 'float32')), "
+                f"{how_to_set('inputs', FLOAT_EXAMPLE)}, "
                 "or start the model with keras.Input(shape=...)"
             )
         return structure
@@ -172,7 +175,7 @@ class KerasModelAdapter:
                 raise SoftmaxSetupError(
                     f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
                     "; the generator cannot feed it: pass inputs= with example data, e.g. "
-                    f"@pytest.mark.softmax_invariant(inputs={example})"
+                    f"{how_to_set('inputs', example)}"
                 )
             bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
             low, high = bounds if bounds else (None, None)

@@ -16,7 +16,7 @@ from ...errors import SoftmaxSetupError
 from ..base import ModelAdapter
 from .errors import first_line
 from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
-from .safe_loading import OPT_IN, custom_class_names, inspect_model_file
+from .safe_loading import custom_class_names, inspect_model_file, opt_in
 
 ACCEPTED = (
     "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
@@ -94,7 +94,7 @@ def _load_file(path: Path, safe_mode: bool) -> Any:
         unregistered = _unregistered_classes(config)
         if unregistered:
             raise SoftmaxSetupError(_unregistered_message(path, unregistered)) from exc
-        hint = f"; if you trust this file, {OPT_IN}" if safe_mode and "safe_mode" in str(exc) else ""
+        hint = f"; if you trust this file, {opt_in()}" if safe_mode and "safe_mode" in str(exc) else ""
         raise SoftmaxSetupError(f"could not load model file {str(path)!r}: {first_line(exc)}{hint}") from exc
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import SoftmaxSetupError
+from ...settings import how_to_set
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 allows a user block before the superblock; the signature then sits
@@ -37,10 +38,11 @@ MAX_CONFIG_BYTES = 64 * 2**20
 # Weights are noise to a compressor (ratios near 1); a member larger than
 # the config cap that shrank more than this is a zip bomb Keras would inflate.
 MAX_COMPRESSION_RATIO = 200
-OPT_IN = (
-    "allow it with `softmax_safe_mode = false` in the ini file, "
-    "--softmax-safe-mode=false, or @pytest.mark.softmax_invariant(..., safe_mode=False) for one test"
-)
+
+
+def opt_in() -> str:
+    """How to load a file safe mode refuses, in the mode of the check."""
+    return f"allow it with {how_to_set('safe_mode', 'False', 'false')}"
 
 
 def inspect_model_file(path: Path, *, safe_mode: bool) -> Any:
@@ -56,7 +58,7 @@ def inspect_model_file(path: Path, *, safe_mode: bool) -> Any:
         listed = "; ".join(found)
         raise SoftmaxSetupError(
             f"model file {str(path)!r} contains Python code ({listed}); loading it would run that code, "
-            f"so pytest-softmax refuses it (Keras safe_mode). If you trust this file, {OPT_IN}; "
+            f"so pytest-softmax refuses it (Keras safe_mode). If you trust this file, {opt_in()}; "
             "or rebuild the model without lambdas (a named function or a registered layer class) and save it again"
         )
     return config

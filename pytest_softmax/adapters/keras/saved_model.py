@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import SoftmaxSetupError
 from ..base import InputSpec, ModelFailure, OutputSpec
 from . import errors, state
-from .safe_loading import OPT_IN
+from .safe_loading import opt_in
 
 # Ops whose effects outlive the call (files, summaries, checkpoints, the
 # network) or that run arbitrary Python, by what they do.
@@ -59,7 +59,7 @@ def load_saved_model(path: Path, *, safe_mode: bool) -> SavedModelSignature:
             raise SoftmaxSetupError(
                 f"SavedModel {str(path)!r}: its serving_default signature holds {'; '.join(found)}; running "
                 "the check would run it, so pytest-softmax refuses graphs with file-system, Python-callback "
-                f"or network ops in safe mode. If you trust this SavedModel, {OPT_IN}"
+                f"or network ops in safe mode. If you trust this SavedModel, {opt_in()}"
             )
     return signature
 

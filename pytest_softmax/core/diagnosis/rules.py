@@ -15,6 +15,7 @@ from collections import deque
 
 import numpy as np
 
+from ...settings import how_to_set
 from ..probing import CONTAINER, OTHER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
 from ..report import LayerResult, Violation
 from .table import LayerTable, axes_text, layer_name, within
@@ -112,7 +113,7 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
             table.add(cause, "at fault: other axis")
             return (f"{layer_name(cause)} normalizes over axis {axes_text(cause)} but the output is checked along "
                     f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
-                    f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}")
+                    f"check along it with {how_to_set('axis', str(site.softmax_axes[0] if site.softmax_axes else -1))}")
         table.add(cause, "softmax, not normalized")
         return (f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
                 f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})")
@@ -165,10 +166,12 @@ def _no_softmax(record: LayerRecord) -> str:
     if activation in (None, "linear"):
         what = "logits (linear activation)" if activation == "linear" else "unnormalized values"
         return (f"{name} outputs {what}, not probabilities: add activation='softmax' (or a Softmax layer), or, "
-                "if logits are intended (from_logits=True losses), do not check this output as a distribution")
+                "if logits are intended (from_logits=True losses), do not check this output as a distribution: "
+                f"choose the outputs to check with {how_to_set('outputs', '[...]', 'NAME')}")
     if activation == "sigmoid":
         return (f"{name} uses sigmoid: independent per-class probabilities (multi-label), which need not sum "
-                "to 1: use softmax for one distribution over classes, or leave this output out (outputs=[...])")
+                "to 1: use softmax for one distribution over classes, or leave this output out: "
+                f"{how_to_set('outputs', '[...]', 'NAME')}")
     if activation == "log_softmax":
         return (f"{name} uses log_softmax: the output holds log-probabilities, whose exp() sums to 1: use "
                 "softmax, or check exp(output) instead")
