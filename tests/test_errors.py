@@ -92,7 +92,7 @@ def test_lambda_file_is_refused_by_default_and_loads_when_opted_in(bad: pytest.P
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines([
         f"*model file '*lam{suffix}' contains Python code (Lambda layer 'lam' holds a Python lambda as bytecode)*"
-        "refuses it*softmax_safe_mode = false*safe_mode=False*",
+        "refuses it*allow it with @pytest.mark.softmax_invariant(..., safe_mode=False)*",
     ])
     bad.makeini("[pytest]\nsoftmax_safe_mode = false\n")
     result = bad.runpytest(*RUN, "test_refused.py")
@@ -204,11 +204,11 @@ def test_model_missing_wrong_type_or_factory_raising(bad: pytest.Pytester) -> No
     ("model", "expected"),
     [
         ("em.string_input", "*model input '*' is string; the generator cannot feed it: pass inputs=*"
-                            "e.g. @pytest.mark.softmax_invariant(inputs=np.array(*"),
+                            "e.g. @pytest.mark.softmax_invariant(..., inputs=np.array(*"),
         ("em.Unbuilt", "*model 'unbuilt' (Unbuilt) has no known input signature*pass inputs=*e.g. *"),
         ("em.needs_length_8", "*raised on a plain input built from its input signature*"
                               "Input to reshape is a tensor with * values, but the requested shape has *"
-                              "pass inputs=*e.g. @pytest.mark.softmax_invariant(inputs=np.zeros((8, 8), 'float32'))*"),
+                              "pass inputs=*e.g. @pytest.mark.softmax_invariant(..., inputs=np.zeros((8, 8), 'float32'))*"),
     ],
 )
 def test_models_the_generator_cannot_feed_say_pass_inputs(bad: pytest.Pytester, model: str, expected: str) -> None:
@@ -231,7 +231,7 @@ def test_unbuilt_model_is_checked_on_given_inputs(bad: pytest.Pytester) -> None:
     [
         ("em.integer_output", "*output 'argmax' (argmax: Argmax) has dtype int*; only float outputs*outputs=*"),
         ("em.rank1_output", "*has shape [[]5] (no class axis besides the batch)*"),
-        ("em.one_class", "*has size 1 along axis=-1 (shape [[]5, 1]): a softmax over one class is always 1*"),
+        ("em.one_class", "*has size 1 along axis -1 (shape [[]5, 1]): a softmax over one class is always 1*"),
     ],
 )
 def test_outputs_that_cannot_be_distributions_never_pass(bad: pytest.Pytester, model: str, expected: str) -> None:
@@ -288,7 +288,7 @@ def test_out_of_memory_suggests_a_smaller_batch(bad: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "pytest-softmax: ran out of memory running model '*' on a batch of 32 rows (*OOM when allocating*); "
-        "lower the batch size: softmax_batch_size = 8 in the ini file*",
+        "lower the batch size: @pytest.mark.softmax_invariant(..., batch_size=8)",
     ])
 
 

@@ -87,8 +87,8 @@ def test_an_unregistered_custom_class_is_named_with_the_fix(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--softmax-model", "m.keras")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*pytest-softmax: could not load model file *m.keras': it uses custom class mypkg>Temperature, "
-        "not registered in this process. Import the module that defines it*conftest.py*",
+        ("*pytest-softmax: could not load model file *m.keras': it uses custom class mypkg>Temperature, "
+        "not registered in this process. Import the module that defines it*conftest.py*"),
     ])
     assert "could not be deserialized" not in result.stdout.str()
 

@@ -104,9 +104,9 @@ def test_a_model_outside_the_project_that_moves_the_ini_file_is_warned_about(
     # Two arguments: pytest took the path into account for its rootdir.
     moved = pytester.runpytest(*COLLECT, "--softmax-model", "../elsewhere/m.keras")
     moved.stdout.fnmatch_lines([
-        "*PytestConfigWarning: pytest-softmax: --softmax-model ../elsewhere/m.keras lies outside *project, "
+        ("*PytestConfigWarning: pytest-softmax: --softmax-model ../elsewhere/m.keras lies outside *project, "
         "and given as a separate argument pytest also took it as a test path*the ini file in use is none "
-        "instead of *project/pytest.ini*Write --softmax-model=../elsewhere/m.keras (with =)*",
+        "instead of *project/pytest.ini*Write --softmax-model=../elsewhere/m.keras (with =)*"),
     ])
 
     joined = pytester.runpytest(*COLLECT, "--softmax-model=../elsewhere/m.keras")

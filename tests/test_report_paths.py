@@ -31,8 +31,8 @@ def test_a_file_created_at_the_report_path_during_the_run_is_left_alone(pytester
     """)
     result = pytester.runpytest(*QUICK, "--softmax-report", "r.json")
     assert (pytester.path / "r.json").read_text() == "someone else's results"
-    result.stdout.fnmatch_lines(["*pytest-softmax: --softmax-report *r.json: a file that is not a pytest-softmax "
-                                 "report appeared there during the run; it was left as it is*"])
+    result.stdout.fnmatch_lines([("*pytest-softmax: --softmax-report *r.json: a file that is not a pytest-softmax "
+                                 "report appeared there during the run; it was left as it is*")])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 

@@ -124,7 +124,7 @@ def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[n
         raise SoftmaxSetupError(
             f"model {adapter.name!r} raised on a plain input built from its input signature ({described}): "
             f"{failure.message}. If the model needs inputs of another shape, range or dtype than "
-            "its signature says, pass inputs= with arrays or a Hypothesis strategy it accepts: "
+            "its signature says, pass inputs= with arrays or a Hypothesis strategy it accepts, e.g. "
             f"{how_to_set('inputs', inputs_example(specs).removeprefix('inputs='))}"
         ) from exc
 
