@@ -17,6 +17,7 @@ directory marker, without importing any framework).
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import shlex
@@ -102,7 +103,7 @@ def warn_if_ini_moved(config: pytest.Config) -> None:
            for a in args):
         return  # the user chose the ini file or the rootdir
     here = config.invocation_params.dir
-    outside = [value for flag, value in zip(args, args[1:])
+    outside = [value for flag, value in itertools.pairwise(args)
                if flag == "--softmax-model" and not _is_under(here / os.path.expanduser(value), here)]
     expected = _ini_from(here)
     actual = Path(config.inipath).resolve() if config.inipath else None
