@@ -52,7 +52,7 @@ def test_a_saved_model_that_writes_files_is_refused_before_it_runs(tmp_path: Pat
         check_softmax(path, max_examples=2)
     message = str(info.value)
     assert "op WriteFile (node " in message and "which writes files" in message
-    assert "in function '" in message and "safe_mode = false" in message
+    assert "in function '" in message and "allow it with check_softmax(model, safe_mode=False)" in message
     assert not target.exists(), "the graph ran although it was refused"
 
     # The opt-in loads and runs it, as documented.
@@ -69,3 +69,16 @@ def test_a_plain_exported_keras_model_is_not_refused(tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.export(str(tmp_path / "exported"), verbose=False)
     assert check_softmax(tmp_path / "exported", max_examples=2).passed
+
+
+def test_a_model_item_for_such_a_saved_model_is_refused_and_told_the_flag(
+    pytester: pytest.Pytester, tmp_path: Path,
+) -> None:
+    target = tmp_path / "side_effect.txt"
+    _writer(pytester.path / "writer", target)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--softmax-model", "writer")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*pytest-softmax: SavedModel *writer': its serving_default signature holds op "
+                                 "WriteFile*allow it with --softmax-safe-mode=false (or softmax_safe_mode = false "
+                                 "in the ini file)*"])
+    assert not target.exists()
