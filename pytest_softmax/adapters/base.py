@@ -121,6 +121,16 @@ class StatePreserving(Protocol):
 
 
 @runtime_checkable
+class StateCarrying(Protocol):
+    """Optional: names the layers that carry state from one call to the
+    next (a stateful RNN), which makes two calls on one input differ."""
+
+    def stateful_layers(self) -> list[tuple[str, str]]:
+        """``(name, class)`` of each such layer; empty when there is none."""
+        ...
+
+
+@runtime_checkable
 class ErrorExplaining(Protocol):
     """Optional: turns the framework's exceptions into the model's own words."""
 

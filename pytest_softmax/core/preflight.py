@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, explain_error
+from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, StateCarrying, explain_error
 from ..errors import SoftmaxSetupError
 from ..settings import how_to_set
 from .arrays import as_float64, can_be_nonfinite
@@ -121,6 +121,11 @@ def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[n
         if user_given:
             return None
         described = "; ".join(f"{s.name!r}: {s.dtype} {list(a.shape)}" for s, a in zip(specs, batch))
+        stateful = adapter.stateful_layers() if isinstance(adapter, StateCarrying) else []
+        if stateful:
+            name, cls = stateful[0]
+            described += (f"; layer {name!r} ({cls}) is stateful and takes only the batch size it was built "
+                          f"with: set it with {how_to_set('batch_size', 'N')}")
         raise SoftmaxSetupError(
             f"model {adapter.name!r} raised on a plain input built from its input signature ({described}): "
             f"{failure.message}. If the model needs inputs of another shape, range or dtype than "
@@ -137,9 +142,23 @@ def _require_deterministic(adapter: ModelAdapter, outputs: Sequence[OutputSpec],
             continue
         diff = np.abs(as_float64(a) - as_float64(b))
         largest = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
+        stateful = adapter.stateful_layers() if isinstance(adapter, StateCarrying) else []
+        if stateful:
+            raise carried_state_error(adapter.name, spec.label, largest, stateful)
         raise SoftmaxSetupError(
             f"model {adapter.name!r} is not deterministic in inference mode: two calls on the same input "
             f"gave different values on {spec.label}, differing by up to {largest:.3g}. A layer draws random "
             "numbers with training=False (a custom layer calling keras.random or tf.random?); make it "
             "honour `training`, or check a deterministic variant of the model"
         )
+
+
+def carried_state_error(model: str, label: str, largest: float, layers: Sequence[tuple[str, str]]) -> SoftmaxSetupError:
+    """Two calls differ because a layer carries its state over, not because of randomness."""
+    named = ", ".join(f"{name!r} ({cls})" for name, cls in layers)
+    return SoftmaxSetupError(
+        f"model {model!r} gives different values on {label} for two calls on the same input (differing by up "
+        f"to {largest:.3g}) because layer {named} is stateful: it carries its state from one call to the "
+        "next, so each call starts where the last one ended (a check does not need carried state): reset the "
+        "states before each call (layer.reset_state()), or check a copy of the model built with stateful=False"
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import unittest
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from hypothesis.errors import FlakyFailure
+from hypothesis.errors import FlakyFailure, Unsatisfiable
 
 from ..adapters.base import (
     InputSpec,
@@ -41,6 +42,8 @@ from .arrays import is_float
 from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches
+from .inputs.recipes import MAX_VARIABLE_DIM
+from .inputs.sizing import require_batch_fits
 from .inputs.strategies import generated_batches
 from .invariants import BatchCheck, check_batch, violations_of
 from .kinds import MODEL_RAISED
@@ -48,6 +51,14 @@ from .preflight import StopCheck, out_of_memory, preflight, require_finite_input
 from .render import replay_text, violation_headline
 from .report import OutputResult, Replay, SoftmaxReport, Violation
 from .sites import SiteChecker, site_checker
+from .vacuous import (
+    current_profile_name,
+    no_examples_error,
+    require_drawn_rows,
+    require_rows_seen,
+    require_some_outputs,
+    strategy_drew_nothing,
+)
 
 # Errors below a quarter of the tolerance are rounding noise (the default
 # tolerance has a margin of 5x or more over correct softmaxes, see
@@ -81,7 +92,11 @@ def validate_output(spec: OutputSpec, output: np.ndarray, axis: int) -> tuple[st
             f"{how_to_set('axis', '1')}, or leave this output out with {_outputs_fix()} "
             "(a one-unit sigmoid is not a distribution)"
         )
-    return normalize_dtype_name(output.dtype), int(output.shape[axis])
+    try:
+        dtype = normalize_dtype_name(output.dtype)
+    except ValueError as exc:  # a float the tolerance table does not know (float128)
+        raise SoftmaxSetupError(f"{spec.label}: {exc}; cast the output to float32 or float64 in the model") from None
+    return dtype, int(output.shape[axis])
 
 
 def _outputs_fix() -> str:
@@ -189,6 +204,7 @@ class _Outcome:
 def select_outputs(specs: Sequence[OutputSpec], wanted: Any) -> list[OutputSpec]:
     if wanted is None:
         return list(specs)
+    require_some_outputs(wanted, specs)
     chosen = []
     for key in (wanted if isinstance(wanted, (list, tuple)) else [wanted]):
         match = [s for s in specs if (s.name == key if isinstance(key, str) else s.index == key)]
@@ -231,9 +247,13 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
         outcome = _check_given(search, specs, user_inputs)
     else:
         if not is_strategy:
+            require_batch_fits(adapter.name, specs, settings.batch_size, MAX_VARIABLE_DIM)
             preflight(adapter, specs, search.outputs, search.validate, settings.batch_size)
         outcome = _search(search, specs, user_inputs if is_strategy else None, seed,
                           namespace or _default_namespace(specs))
+    if outcome.failure is None:
+        require_rows_seen(search.outputs, {name: t.result.rows if t.result else 0
+                                           for name, t in search.trackers.items()}, search.examples)
     report = _build_report(search, outcome, replay, time.perf_counter() - started)
     failure = outcome.failure
     diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)
@@ -300,11 +320,17 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
         runner()
     except _FoundViolation as found:
         return _Outcome(found, used_seed, derandomized=used_seed is None)
+    except unittest.SkipTest as skipped:  # Hypothesis' "told to run no test cases"
+        raise no_examples_error(configured, current_profile_name()) from skipped
+    except Unsatisfiable as exc:  # only the test's own strategy can draw nothing
+        raise strategy_drew_nothing(exc) from exc
     except FlakyFailure as exc:
         raise SoftmaxSetupError(
             f"model {search.adapter.name!r} failed on an input and then passed on the same input: "
             "its output changes between two calls (random ops active in inference mode?)"
         ) from exc
+    if search.examples == 0:
+        raise no_examples_error(configured, current_profile_name())
     return _Outcome(None, used_seed, derandomized=used_seed is None)
 
 
@@ -326,6 +352,7 @@ def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStra
     def search_for_violation(batch: GeneratedBatch) -> None:
         if check_inputs:
             try:
+                require_drawn_rows(min((int(a.shape[0]) if a.ndim else 1 for a in batch.arrays), default=1))
                 require_finite_inputs(specs, batch.arrays)
             except SoftmaxSetupError as exc:
                 raise StopCheck(exc) from None

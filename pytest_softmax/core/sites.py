@@ -23,7 +23,7 @@ import numpy as np
 from ..adapters.base import LayerProbing, ModelAdapter
 from ..settings import CheckSettings
 from ..tolerance import normalize_dtype_name
-from .arrays import as_float64
+from .arrays import as_float64, is_float
 from .invariants import check_batch, violations_of
 from .probing import LayerRecord, normalize_axes
 from .report import Violation
@@ -50,7 +50,9 @@ class SiteChecker:
 
     def check(self, record: LayerRecord) -> tuple[list[Violation], float]:
         site, output = record.site, record.output
-        if output is None or site.softmax_axes is None or output.ndim < 2:
+        # A site whose values are not real floats (complex, integer) is not a
+        # distribution to measure; the outputs the user asked for still are.
+        if output is None or site.softmax_axes is None or output.ndim < 2 or not is_float(output.dtype):
             return [], 0.0
         axes = normalize_axes(site.softmax_axes, output.ndim)
         if axes is None:

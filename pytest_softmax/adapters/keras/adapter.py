@@ -66,6 +66,23 @@ def _integer_range(model: Any, tensor: Any) -> tuple[int, int] | None:
     return None
 
 
+def _unfeedable_input(name: str, tensor: Any, dtype: str) -> SoftmaxSetupError:
+    """An input the generator cannot build, named for what it is."""
+    example = "np.array([['a text'], ['another']])" if dtype == "string" else "np.zeros((8, 10))"
+    if getattr(tensor, "sparse", False):
+        shape = (8, *(4 if d is None else int(d) for d in tuple(tensor.shape)[1:]))
+        return SoftmaxSetupError(
+            f"model input {name!r} is sparse ({dtype}); the generator cannot feed it: pass inputs= with "
+            "example data as dense arrays (they are fed as they are), e.g. "
+            f"{how_to_set('inputs', f'np.zeros({shape}, {dtype!r})')}"
+        )
+    return SoftmaxSetupError(
+        f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
+        "; the generator cannot feed it: pass inputs= with example data, e.g. "
+        f"{how_to_set('inputs', example)}"
+    )
+
+
 class KerasModelAdapter:
     """Adapter for a built ``keras.Model`` (Sequential, Functional, or a
     subclassed model that has been called on data)."""
@@ -171,12 +188,7 @@ class KerasModelAdapter:
             shape = tuple(tensor.shape)[1:]
             dtype = _dtype_name(tensor.dtype)
             if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False) or dtype == "string":
-                example = "np.array([['a text'], ['another']])" if dtype == "string" else "np.zeros((8, 10))"
-                raise SoftmaxSetupError(
-                    f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
-                    "; the generator cannot feed it: pass inputs= with example data, e.g. "
-                    f"{how_to_set('inputs', example)}"
-                )
+                raise _unfeedable_input(name, tensor, dtype)
             bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
             low, high = bounds if bounds else (None, None)
             limit = FLOAT16_COMPUTE_INPUT_LIMIT if self._computes_in_float16() else None
@@ -324,8 +336,25 @@ class KerasModelAdapter:
 
         return KerasProbe(self).forward_with_sites(inputs)
 
+    def stateful_layers(self) -> list[tuple[str, str]]:
+        from .stateful import stateful_layers
+
+        return stateful_layers(self.model)
+
     def explain_error(self, exc: BaseException) -> ModelFailure:
         return errors.explain(exc)
 
     def preserved_state(self) -> AbstractContextManager[object]:
-        return state.preserved_state(self.model)
+        return state.preserved_state(self.model, written=self._written_variables)
+
+    def _written_variables(self) -> list[Any]:
+        """The variables the traced forward pass writes (see ``writes``)."""
+        if self._inputs is None:
+            return []
+        from .writes import written_variables
+
+        try:
+            concrete = self._concrete_forward()
+        except Exception:  # noqa: BLE001 - the preflight reports a model that cannot be traced
+            return []
+        return written_variables(self.model, concrete)

@@ -8,6 +8,7 @@ the loaded model and its traced forward pass.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
     if isinstance(source, keras.Model):
         return source
     if callable(source) and not isinstance(source, keras.layers.Layer):
+        refuse_non_factory(source)
         try:
             built = source()
         except Exception as exc:
@@ -137,6 +139,50 @@ def resolve_model(source: object, *, safe_mode: bool = True) -> Any:
             f"{type(built).__name__}, not a keras.Model"
         )
     raise SoftmaxSetupError(f"cannot check {type(source).__name__} {source!r:.80}: expected {ACCEPTED}")
+
+
+def refuse_non_factory(source: object) -> None:
+    """A callable is taken as a model factory only if it can be called with
+    no argument.  A ``tf.Module``, a forward function ``f(x)`` or a callable
+    object computing outputs is recognised *before* anything is called: the
+    user's code must not run only to be misreported as a broken factory."""
+    import tensorflow as tf
+
+    what = type(source).__name__
+    if isinstance(source, tf.Module) and not isinstance(source, type):
+        raise SoftmaxSetupError(
+            f"model= {what} is a tf.Module, not a keras.Model: pytest-softmax checks Keras models; save the "
+            "module with tf.saved_model.save(module, path, signatures=...) and pass that directory, or wrap "
+            f"its computation in a keras.Model. Expected {ACCEPTED}"
+        )
+    required = _required_parameters(source)
+    if not required:
+        return
+    if inspect.isfunction(source) or inspect.ismethod(source):
+        described = f"function {getattr(source, '__qualname__', what)}({', '.join(required)}) takes arguments"
+    elif isinstance(source, type):
+        described = f"class {source.__qualname__} needs arguments ({', '.join(required)}) to be built"
+    else:
+        described = f"{what} object is a callable that takes arguments ({', '.join(required)})"
+    raise SoftmaxSetupError(
+        f"model= {described}: it is not a model and not a zero-argument factory, so it was not called; "
+        "pass the keras.Model itself, a factory that takes no arguments and returns one (e.g. "
+        f"functools.partial or a lambda around this one), or a model file. Expected {ACCEPTED}"
+    )
+
+
+def _required_parameters(source: object) -> list[str]:
+    """Names of the parameters a call must supply; none when unknown."""
+    try:
+        signature = inspect.signature(source)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # builtins and C callables: let the call decide
+        return []
+    return [
+        name for name, p in signature.parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                       inspect.Parameter.KEYWORD_ONLY)
+    ]
 
 
 def adapt(source: object, *, safe_mode: bool = True) -> ModelAdapter:

@@ -4,15 +4,16 @@ A check runs the user's model many times in the middle of their test
 session.  Whatever it touches on the way, or whatever the model itself
 changes while being called (a random layer's seed state, a stateful RNN's
 states, a Keras setting flipped by a custom layer), is put back when the
-check ends: passing, failing, or interrupted.  Trainable weights are not
-copied: a forward pass with ``training=False`` never writes them, and
-copying them would double the memory of a large model.
+check ends: passing, failing, or interrupted.  Trainable weights are
+copied only when the traced forward pass writes them (``writes``): a
+forward pass with ``training=False`` normally does not, and copying every
+weight would double the memory of a large model.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -93,11 +94,41 @@ def _restore(snapshot: _Snapshot) -> None:
 
 
 @contextmanager
-def preserved_state(model: Any) -> Iterator[None]:
+def preserved_state(model: Any, written: Callable[[], Sequence[Any]] = tuple) -> Iterator[None]:
     """Restore Keras/TensorFlow settings, the global random generators and
-    ``model``'s non-trainable variables on exit, however the block ends."""
+    ``model``'s non-trainable variables on exit, however the block ends,
+    and the variables ``written()`` names (those inference writes)."""
     snapshot = _take(model)
+    try:
+        with preserved_jit(), preserved_values(written):
+            yield
+    finally:
+        _restore(snapshot)
+
+
+@contextmanager
+def preserved_jit() -> Iterator[None]:
+    """TensorFlow's XLA auto-clustering flag, which a layer's ``call()`` can
+    set for the whole process (``tf.config.optimizer.set_jit``)."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_jit()
     try:
         yield
     finally:
-        _restore(snapshot)
+        if tf.config.optimizer.get_jit() != before:
+            tf.config.optimizer.set_jit(before or False)
+
+
+@contextmanager
+def preserved_values(written: Callable[[], Sequence[Any]]) -> Iterator[None]:
+    """Copy the variables ``written()`` names (asked for inside the block
+    that restores global settings: finding them may trace the model) and
+    put back any that changed."""
+    saved = [(v, np.array(v.numpy(), copy=True)) for v in written()]
+    try:
+        yield
+    finally:
+        for variable, value in saved:
+            if not np.array_equal(np.asarray(variable.numpy()), value, equal_nan=True):
+                variable.assign(value)

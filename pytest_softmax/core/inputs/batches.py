@@ -13,6 +13,7 @@ from ...adapters.base import InputSpec
 from ..arrays import as_float64, is_numeric
 from ..kinds import GIVEN_INPUT
 from ..report import InputSummary
+from ..vacuous import require_given_rows
 from .recipes import ArrayRecipe
 
 
@@ -83,6 +84,7 @@ def user_batches(value: Any, specs: Sequence[InputSpec], batch_size: int) -> lis
     if len(rows) != 1:
         raise ValueError(f"inputs= arrays disagree on the number of rows: {sorted(rows)}")
     (total,) = rows
+    require_given_rows(total)
     batches = []
     for start in range(0, max(total, 1), batch_size):
         part = tuple(a[start:start + batch_size] for a in arrays)
