@@ -65,7 +65,9 @@ def test_a_model_item_with_a_softmax_on_axis_1_is_told_the_flag_and_passes_with_
     failing.assert_outcomes(failed=1)
     failing.stdout.fnmatch_lines(["*--softmax-axis=1 (or softmax_axis = 1 in the ini file)*"])
     assert "axis=1)" not in failing.stdout.str()
-    pytester.runpytest(*FAST, "--softmax-model", model, "--softmax-axis=1").assert_outcomes(passed=1)
+    passing = pytester.runpytest(*FAST, "--softmax-model", model, "--softmax-axis=1")
+    passing.assert_outcomes(passed=1)
+    passing.stdout.fnmatch_lines(["softmax: *batch_size=32, axis=1, hypothesis seed=*"])
 
 
 def test_the_marker_beats_the_flag_for_outputs_and_axis(pytester: pytest.Pytester, model_files: Path) -> None:
