@@ -152,12 +152,16 @@ def test_low_precision_output_under_a_strict_tolerance(diag: pytest.Pytester) ->
     ])
 
 
-def test_softmax_over_a_single_class_warns(diag: pytest.Pytester) -> None:
+def test_internal_softmax_over_a_single_element_fails_with_head_advice(diag: pytest.Pytester) -> None:
     result = run(diag, "diagnosis_zoo.single_class_gate")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*SoftmaxWarning: Dense 'gated/gate' is a softmax over a single class: it always returns 1*",
+        "softmax invariant violated: internal softmax 'gated/gate' (Dense) is a softmax over a single element: "
+        "size 1 along axis -1 for every input (shape [[]None, 1]) *",
+        "  Dense 'gated/gate' normalizes over a single element: its result is the constant 1*"
+        "use Dense(1, activation='sigmoid') for a yes/no output, or Dense(2, activation='softmax')*",
     ])
+    assert "SoftmaxWarning" not in result.stdout.str()
 
 
 def test_internal_softmax_site_producing_nan_fails_though_the_output_is_fine(diag: pytest.Pytester) -> None:

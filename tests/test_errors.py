@@ -208,7 +208,7 @@ def test_model_missing_wrong_type_or_factory_raising(bad: pytest.Pytester) -> No
         ("em.Unbuilt", "*model 'unbuilt' (Unbuilt) has no known input signature*pass inputs=*e.g. *"),
         ("em.needs_length_8", "*raised on a plain input built from its input signature*"
                               "Input to reshape is a tensor with * values, but the requested shape has *"
-                              "pass inputs=*e.g. @pytest.mark.softmax_invariant(..., inputs=np.zeros((8, 8), 'float32'))*"),
+                              "pass inputs=*e.g. @pytest.mark.softmax_invariant(..., inputs=np.zeros((32, 4), 'float32'))*"),
     ],
 )
 def test_models_the_generator_cannot_feed_say_pass_inputs(bad: pytest.Pytester, model: str, expected: str) -> None:
@@ -231,7 +231,9 @@ def test_unbuilt_model_is_checked_on_given_inputs(bad: pytest.Pytester) -> None:
     [
         ("em.integer_output", "*output 'argmax' (argmax: Argmax) has dtype int*; only float outputs*outputs=*"),
         ("em.rank1_output", "*has shape [[]5] (no class axis besides the batch)*"),
-        ("em.one_class", "*has size 1 along axis -1 (shape [[]5, 1]): a softmax over one class is always 1*"),
+        # A softmax the model fixes to one element is always 1: a failure, not a pass (core/single_element.py).
+        ("em.one_class", "*is a softmax over a single element: size 1 along axis -1 for every input "
+                         "(shape [[]None, 1])*"),
     ],
 )
 def test_outputs_that_cannot_be_distributions_never_pass(bad: pytest.Pytester, model: str, expected: str) -> None:

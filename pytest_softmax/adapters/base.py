@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -20,6 +20,38 @@ from ..core.kinds import output_label
 
 if TYPE_CHECKING:
     from ..core.probing import LayerRecord, LayerSite, ProbeResult
+
+
+# The kinds of values an input takes, as the adapter infers them from the model.
+IDS = "ids"  # integer ids bounded by a vocabulary
+MASK = "mask"  # 0/1 (or bool): padding and attention masks
+VALUES = "values"  # nothing known: the dtype's ordinary ranges
+
+
+@dataclass(frozen=True)
+class InputDomain:
+    """What an input's values mean to the model, derived from its graph.
+
+    ``source`` says what it was derived from (the layer bounding the ids,
+    how a mask is consumed), for messages.  ``max_length`` bounds the
+    input's variable dimensions (a position embedding's sequence length)."""
+
+    kind: str = VALUES
+    source: str = ""
+    max_length: int | None = None
+
+    def describe(self, low: int | None, high: int | None) -> str:
+        if self.kind == IDS and low is not None and high is not None:
+            text = f"ids in [{low}, {high})"
+        elif self.kind == MASK:
+            text = "mask of 0/1"
+        else:
+            text = "values (nothing known: the dtype's ordinary range)"
+        if self.source:
+            text += f" ({self.source})"
+        if self.max_length is not None:
+            text += f", length at most {self.max_length}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -39,20 +71,43 @@ class InputSpec:
     # any input past float16's range into Inf, which says nothing about its
     # softmax.  None means the dtype's own range.
     value_limit: float | None = None
+    domain: InputDomain = field(default_factory=InputDomain)
 
     @property
     def is_integer(self) -> bool:
         return self.dtype.startswith(("int", "uint"))
 
+    @property
+    def is_ids(self) -> bool:
+        """Integer ids (of an integer dtype, or float ids an embedding casts)."""
+        return self.domain.kind == IDS or self.is_integer
+
+    @property
+    def is_mask(self) -> bool:
+        return self.domain.kind == MASK or self.dtype == "bool"
+
+    def describe_domain(self) -> str:
+        """The inferred domain for messages; "" for a float input nothing is known about."""
+        if self.domain.kind == VALUES and self.dtype != "bool":
+            if self.is_integer and self.high is None:
+                return "integers in the default range (no embedding or mask use found)"
+            return ""
+        if self.dtype == "bool" and self.domain.kind != MASK:
+            return InputDomain(MASK, "bool dtype", self.domain.max_length).describe(self.low, self.high)
+        return self.domain.describe(self.low, self.high)
+
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One model output: its name and the layer that produces it."""
+    """One model output: its name and the layer that produces it.
+    ``shape`` is its static shape, batch dimension included (``None`` for a
+    variable dimension), when the adapter knows it."""
 
     name: str
     index: int
     layer_name: str
     layer_class: str
+    shape: tuple[int | None, ...] | None = None
 
     @property
     def label(self) -> str:

@@ -7,6 +7,8 @@ NOT_FINITE = "not finite"
 OUT_OF_RANGE = "out of range"
 NOT_NORMALIZED = "not normalized"
 MODEL_RAISED = "model raised"
+# A softmax over an axis the model fixes to size 1: always the constant 1.
+SINGLE_ELEMENT = "a softmax over a single element"
 
 # The rebuild line of an input the test gave (nothing to rebuild).
 GIVEN_INPUT = "(the inputs= you passed)"

@@ -19,8 +19,10 @@ from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, StateCarrying, 
 from ..errors import SoftmaxSetupError
 from ..settings import how_to_set
 from .arrays import as_float64, can_be_nonfinite
-from .inputs.recipes import ArrayRecipe, concrete_shape
+from .inputs.recipes import ArrayRecipe, concrete_shape, variable_size_limit
 
+# A length a softmax over a variable axis means something at (at least 2),
+# short enough to stay cheap; a position embedding's length bounds it.
 PROBE_VARIABLE_SIZE = 4
 
 
@@ -66,22 +68,44 @@ def require_finite_inputs(specs: Sequence[InputSpec], arrays: Sequence[np.ndarra
 def probe_batch(specs: Sequence[InputSpec], batch_size: int) -> tuple[np.ndarray, ...]:
     """A plain batch every model of this signature should accept."""
     arrays = []
+    size = min(PROBE_VARIABLE_SIZE, variable_size_limit(specs))
     for spec in specs:
-        shape = concrete_shape(spec, batch_size, PROBE_VARIABLE_SIZE)
-        recipe = ArrayRecipe("uniform", integer=spec.is_integer) if spec.is_integer else ArrayRecipe("normal")
+        shape = concrete_shape(spec, batch_size, size)
+        if spec.is_mask:
+            recipe = ArrayRecipe("ones", integer=spec.is_integer)
+        elif spec.is_ids:
+            recipe = ArrayRecipe("uniform", integer=True)
+        else:
+            recipe = ArrayRecipe("normal")
         arrays.append(recipe.expand(shape, spec.dtype, spec.low, spec.high))
     return tuple(arrays)
 
 
-def inputs_example(specs: Sequence[InputSpec]) -> str:
-    """An ``inputs=`` argument of the model's own shape, for messages."""
-    def one(spec: InputSpec) -> str:
-        shape = tuple(8 if d is None else d for d in spec.shape)
-        return f"np.zeros({(8, *shape)}, {spec.dtype!r})"
+def inputs_example(specs: Sequence[InputSpec], shapes: Sequence[tuple[int, ...]] | None = None) -> str:
+    """An ``inputs=`` argument for messages: the shapes given (those of the
+    batch that failed) or the signature's, filled as each input's domain
+    says (ids within the vocabulary, masks of ones)."""
+    def one(spec: InputSpec, shape: tuple[int, ...]) -> str:
+        if spec.is_mask:
+            return f"np.ones({shape}, {spec.dtype!r})"
+        if spec.is_ids and spec.low is not None and spec.high is not None:
+            return f"np.random.default_rng(0).integers({spec.low}, {spec.high}, {shape}).astype({spec.dtype!r})"
+        return f"np.zeros({shape}, {spec.dtype!r})"
 
+    if shapes is None:
+        shapes = [(8, *(8 if d is None else d for d in spec.shape)) for spec in specs]
     if len(specs) == 1:
-        return f"inputs={one(specs[0])}"
-    return "inputs={" + ", ".join(f"{s.name!r}: {one(s)}" for s in specs) + "}"
+        return f"inputs={one(specs[0], tuple(shapes[0]))}"
+    return "inputs={" + ", ".join(f"{s.name!r}: {one(s, tuple(shape))}" for s, shape in zip(specs, shapes)) + "}"
+
+
+def describe_inputs(specs: Sequence[InputSpec], batch: Sequence[np.ndarray]) -> str:
+    """Each input's dtype, the shape fed and its inferred domain."""
+    def one(spec: InputSpec, array: np.ndarray) -> str:
+        domain = spec.describe_domain()
+        return f"{spec.name!r}: {spec.dtype} {list(np.shape(array))}" + (f", {domain}" if domain else "")
+
+    return "; ".join(one(s, a) for s, a in zip(specs, batch))
 
 
 def preflight(
@@ -120,17 +144,19 @@ def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[n
             raise out_of_memory(adapter, rows, exc) from exc
         if user_given:
             return None
-        described = "; ".join(f"{s.name!r}: {s.dtype} {list(a.shape)}" for s, a in zip(specs, batch))
+        described = describe_inputs(specs, batch)
         stateful = adapter.stateful_layers() if isinstance(adapter, StateCarrying) else []
         if stateful:
             name, cls = stateful[0]
             described += (f"; layer {name!r} ({cls}) is stateful and takes only the batch size it was built "
                           f"with: set it with {how_to_set('batch_size', 'N')}")
+        shapes = [tuple(int(d) for d in np.shape(a)) for a in batch]
         raise SoftmaxSetupError(
-            f"model {adapter.name!r} raised on a plain input built from its input signature ({described}): "
+            f"model {adapter.name!r} raised on a plain input built from its input signature and the domains "
+            f"inferred from its graph ({described}): "
             f"{failure.message}. If the model needs inputs of another shape, range or dtype than "
-            "its signature says, pass inputs= with arrays or a Hypothesis strategy it accepts, e.g. "
-            f"{how_to_set('inputs', inputs_example(specs).removeprefix('inputs='))}"
+            "that, pass inputs= with arrays or a Hypothesis strategy it accepts, e.g. "
+            f"{how_to_set('inputs', inputs_example(specs, shapes).removeprefix('inputs='))}"
         ) from exc
 
 

@@ -50,6 +50,9 @@ class LayerSite:
     dtype: str = ""
     producers: tuple[str, ...] = ()
     function: str = ""  # the wrapped function of a Lambda, for messages
+    # The static output shape, batch included (None: variable), when known:
+    # it tells a softmax over a fixed size-1 axis from a variable length of 1.
+    shape: tuple[int | None, ...] | None = None
 
     @property
     def is_softmax_site(self) -> bool:

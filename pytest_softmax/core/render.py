@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .kinds import MODEL_RAISED, NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE, output_label
+from .kinds import MODEL_RAISED, NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE, SINGLE_ELEMENT, output_label
 
 if TYPE_CHECKING:
     from .report import LayerResult, Replay, SoftmaxReport, Violation
@@ -28,6 +28,8 @@ def violation_headline(violation: Violation) -> str:
     context = f"[{violation.dtype}, axis {violation.axis}, {violation.n_classes} classes]"
     if violation.kind == NOT_NORMALIZED:
         detail = f"max |sum - 1| = {violation.error:.4g} > tolerance {violation.tolerance:.3g}"
+    elif violation.kind == SINGLE_ELEMENT:
+        detail = violation.message.split(":", 1)[0]
     elif violation.kind == NOT_FINITE:
         detail = f"{int(violation.error)} NaN/Inf values in {violation.rows_violating} of {violation.rows} rows"
     else:
@@ -110,7 +112,8 @@ def _failing_input(report: SoftmaxReport) -> list[str]:
     given = all(item.given for item in report.failing_input)
     lines = ["  failing input (from inputs=):" if given else "  failing input (shrunk by Hypothesis):"]
     for item in report.failing_input:
+        domain = f"; domain: {item.domain}" if item.domain else ""
         lines.append(f"    {item.name}: {item.dtype} {list(item.shape)}, {item.description}; "
-                     f"values in [{item.min_value:.4g}, {item.max_value:.4g}]")
+                     f"values in [{item.min_value:.4g}, {item.max_value:.4g}]{domain}")
         lines.append(f"      rebuild: {item.rebuild}")
     return lines

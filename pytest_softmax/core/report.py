@@ -84,6 +84,9 @@ class InputSummary:
     rebuild: str
     min_value: float
     max_value: float
+    # The values the adapter inferred for this input from the model's graph
+    # (ids within a vocabulary, a mask); "" when nothing was known.
+    domain: str = ""
 
     @property
     def given(self) -> bool:

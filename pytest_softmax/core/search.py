@@ -50,6 +50,7 @@ from .kinds import MODEL_RAISED
 from .preflight import StopCheck, out_of_memory, preflight, require_finite_inputs
 from .render import replay_text, violation_headline
 from .report import OutputResult, Replay, SoftmaxReport, Violation
+from .single_element import fixed_single_element, single_element_violation
 from .sites import SiteChecker, site_checker
 from .vacuous import (
     current_profile_name,
@@ -85,13 +86,8 @@ def validate_output(spec: OutputSpec, output: np.ndarray, axis: int) -> tuple[st
     if not -output.ndim <= axis < output.ndim:
         raise SoftmaxSetupError(f"axis {axis} is out of range for {spec.label} of shape {list(output.shape)}; "
                                 f"choose the class axis with {how_to_set('axis', '-1')}")
-    if output.shape[axis] == 1:
-        raise SoftmaxSetupError(
-            f"{spec.label} has size 1 along axis {axis} (shape {list(output.shape)}): a softmax over one "
-            f"class is always 1, so the check would prove nothing; pass the class axis with "
-            f"{how_to_set('axis', '1')}, or leave this output out with {_outputs_fix()} "
-            "(a one-unit sigmoid is not a distribution)"
-        )
+    # Size 1 along the axis is judged by the search (core/single_element.py):
+    # a failure when the model fixes it, nothing when a variable length is 1.
     try:
         dtype = normalize_dtype_name(output.dtype)
     except ValueError as exc:  # a float the tolerance table does not know (float128)
@@ -170,6 +166,12 @@ class _Search:
             raise StopCheck(exc) from exc
         check = check_batch(output, self.settings.axis, self.settings.tolerance_for(dtype, n_classes))
         self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(check, dtype, self.settings)
+        axis = self.settings.axis
+        if n_classes == 1 and fixed_single_element(spec.shape, (axis,), output.shape):
+            return [single_element_violation(
+                output=spec.name, layer_name=spec.layer_name, layer_class=spec.layer_class, dtype=dtype, axis=axis,
+                rows=check.rows, static_shape=spec.shape, axes=(axis,), actual_shape=output.shape,
+            )], float("inf")
         return violations_of(check, output, axis=self.settings.axis, name=spec.name, layer_name=spec.layer_name,
                              layer_class=spec.layer_class, dtype=dtype), check.severity
 
@@ -398,7 +400,13 @@ def _coarse(severity: float) -> float:
 def _default_namespace(specs: Sequence[InputSpec]) -> str:
     # Not the model's name: Keras numbers unnamed models in creation order,
     # which changes between runs and would hide saved failures.
-    return f"check_softmax|{[(s.shape, s.dtype, s.low, s.high) for s in specs]}"
+    return f"check_softmax|{[(s.shape, s.dtype, s.low, s.high) + _domain_key(s) for s in specs]}"
+
+
+def _domain_key(spec: InputSpec) -> tuple[str, ...]:
+    # Saved examples of an input that is now a mask were drawn as other
+    # recipes; keep the old namespace for inputs whose domain adds nothing.
+    return (spec.domain.kind,) if spec.is_mask else ()
 
 
 def _build_report(search: _Search, outcome: _Outcome, replay: Replay, duration: float) -> SoftmaxReport:

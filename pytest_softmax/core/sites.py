@@ -25,8 +25,9 @@ from ..settings import CheckSettings
 from ..tolerance import normalize_dtype_name
 from .arrays import as_float64, is_float
 from .invariants import check_batch, violations_of
-from .probing import LayerRecord, normalize_axes
+from .probing import LayerRecord, LayerSite, normalize_axes
 from .report import Violation
+from .single_element import fixed_single_element, single_element_violation
 
 
 @dataclass
@@ -36,7 +37,6 @@ class SiteChecker:
     adapter: LayerProbing
     settings: CheckSettings
     worst: dict[str, float] = field(default_factory=dict)
-    single_class: dict[str, str] = field(default_factory=dict)
 
     def forward(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Violation], float]:
         outputs, records = self.adapter.forward_with_sites(inputs)
@@ -61,8 +61,8 @@ class SiteChecker:
         values = np.moveaxis(as_float64(output), axes, range(output.ndim - len(axes), output.ndim))
         rows = values.reshape(-1, int(np.prod(values.shape[output.ndim - len(axes):])))
         n_classes = rows.shape[-1]
-        if n_classes == 1:
-            self.single_class[site.path] = site.layer_class
+        if n_classes == 1 and fixed_single_element(site.shape, axes, output.shape):
+            return self._single_element(site, output, axes)
         if site.masked:
             rows = rows[~np.all(rows == 0.0, axis=-1)]
         dtype = normalize_dtype_name(output.dtype)
@@ -74,6 +74,18 @@ class SiteChecker:
         )
         axis = site.softmax_axes[0] if len(site.softmax_axes) == 1 else -1
         return [_as_site(v, site.path, axis) for v in violations], result.severity
+
+    @staticmethod
+    def _single_element(site: LayerSite, output: np.ndarray, axes: Sequence[int]) -> tuple[list[Violation], float]:
+        """A softmax over an axis the model fixes to one element: always 1.
+        (A variable length that happens to be 1 is checked like any other.)"""
+        axis = site.softmax_axes[0] if site.softmax_axes and len(site.softmax_axes) == 1 else -1
+        violation = single_element_violation(
+            output=site.path, layer_name=site.path, layer_class=site.layer_class,
+            dtype=normalize_dtype_name(output.dtype), axis=axis, rows=int(output.shape[0]), site=site.path,
+            static_shape=site.shape, axes=axes, actual_shape=output.shape,
+        )
+        return [violation], float("inf")
 
     def notes(self) -> list[str]:
         if not self.worst:

@@ -17,6 +17,7 @@ from ...errors import SoftmaxSetupError
 from ...settings import how_to_set
 from ..base import InputSpec, ModelFailure, OutputSpec
 from . import errors, state
+from .domains import infer_domains
 
 FLOAT_EXAMPLE = "np.zeros((8, 10), 'float32')"
 
@@ -44,26 +45,11 @@ def _dtype_name(dtype: Any) -> str:
     return str(name).replace("<dtype: '", "").replace("'>", "")
 
 
-def _integer_range(model: Any, tensor: Any) -> tuple[int, int] | None:
-    """Ids the model accepts on ``tensor``: the vocabulary of an Embedding
-    (or CategoryEncoding) that reads it, looking into nested models."""
-    keras = _keras()
-    for layer in getattr(model, "layers", []):
-        try:
-            consumed = layer.input
-        except (AttributeError, ValueError):
-            continue
-        inputs = consumed if isinstance(consumed, (list, tuple)) else [consumed]
-        if not any(t is tensor for t in inputs):
-            continue
-        target = layer
-        while isinstance(target, keras.Model) and getattr(target, "layers", None):
-            target = target.layers[0]
-        if isinstance(target, keras.layers.Embedding):
-            return 0, int(target.input_dim)
-        if isinstance(target, keras.layers.CategoryEncoding):
-            return 0, int(target.num_tokens)
-    return None
+def _static_shape(tensor: Any) -> tuple[int | None, ...] | None:
+    try:
+        return tuple(None if d is None else int(d) for d in tensor.shape)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _unfeedable_input(name: str, tensor: Any, dtype: str) -> SoftmaxSetupError:
@@ -184,16 +170,27 @@ class KerasModelAdapter:
         if self._no_signature is not None:
             raise self._no_signature
         specs = []
-        for name, tensor in self.named_inputs():
+        named = self.named_inputs()
+        domains = self._domains(named)
+        for name, tensor in named:
             shape = tuple(tensor.shape)[1:]
             dtype = _dtype_name(tensor.dtype)
             if getattr(tensor, "ragged", False) or getattr(tensor, "sparse", False) or dtype == "string":
                 raise _unfeedable_input(name, tensor, dtype)
-            bounds = _integer_range(self.model, tensor) if dtype.startswith(("int", "uint")) else None
-            low, high = bounds if bounds else (None, None)
+            domain, high = domains[name]
+            low = 0 if high is not None else None
             limit = FLOAT16_COMPUTE_INPUT_LIMIT if self._computes_in_float16() else None
-            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high, value_limit=limit))
+            specs.append(InputSpec(name=name, shape=shape, dtype=dtype, low=low, high=high, value_limit=limit,
+                                   domain=domain))
         return specs
+
+    def _domains(self, named: list[tuple[str, Any]]) -> dict[str, Any]:
+        """The inputs' domains, read from the graph once per signature."""
+        cached: tuple[Any, dict[str, Any]] | None = getattr(self, "_domains_cache", None)
+        if cached is None or cached[0] is not self._inputs:
+            cached = (self._inputs, infer_domains(self.model, named))
+            self._domains_cache = cached
+        return cached[1]
 
     def _computes_in_float16(self) -> bool:
         """Whether any layer runs in float16 (a mixed_float16 policy)."""
@@ -223,7 +220,7 @@ class KerasModelAdapter:
         specs = []
         for index, (name, tensor) in enumerate(named):
             layer_name, layer_class = self._layer_of(tensor)
-            specs.append(OutputSpec(str(name), index, layer_name, layer_class))
+            specs.append(OutputSpec(str(name), index, layer_name, layer_class, _static_shape(tensor)))
         return specs
 
     def _layer_of(self, tensor: Any) -> tuple[str, str]:

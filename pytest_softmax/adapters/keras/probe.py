@@ -92,6 +92,7 @@ def describe(layer: Any, path: str, producers: tuple[str, ...] = (), masked: boo
     common: dict[str, Any] = {
         "path": path, "name": str(layer.name), "layer_class": type(layer).__name__, "masked": masked,
         "producers": producers, "dtype": str(getattr(layer, "compute_dtype", "") or ""),
+        "shape": _output_shape(layer),
     }
     if isinstance(layer, keras.Model):
         return LayerSite(kind=CONTAINER, **common)
@@ -118,6 +119,21 @@ def describe(layer: Any, path: str, producers: tuple[str, ...] = (), masked: boo
     ):
         return LayerSite(kind=PASSTHROUGH, activation=activation, **common)
     return LayerSite(kind=OTHER, activation=activation, **common)
+
+
+def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
+    """The layer's static output shape over all its calls (a dimension that
+    differs between calls is variable); ``None`` when unknown."""
+    shapes = []
+    for node in getattr(layer, "_inbound_nodes", []):
+        outputs = getattr(node, "outputs", None) or []
+        try:
+            shapes.append(tuple(None if d is None else int(d) for d in outputs[0].shape))
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return None
+    if not shapes or len({len(shape) for shape in shapes}) != 1:
+        return None
+    return tuple(dims[0] if len(set(dims)) == 1 else None for dims in zip(*shapes))
 
 
 def static_softmax_sites(model: Any) -> list[LayerSite]:

@@ -8,6 +8,8 @@ only here, after a failure, so healthy runs never pay for it.
 
 Rules, in the order they are tried:
 
+* a softmax over a single element (no probe needed): the axis has size 1
+  for every input, fixed by the model (see ``core/single_element.py``);
 * low precision (no probe needed): a float16/bfloat16 output judged by a
   tolerance stricter than that dtype allows;
 * first non-finite layer, with finite inputs (and an ``exp`` overflow in a
@@ -20,14 +22,13 @@ Rules, in the order they are tried:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from ...adapters.base import LayerProbing, ModelAdapter
 from ...tolerance import default_tolerance
-from ..kinds import MODEL_RAISED, NOT_FINITE
+from ..kinds import MODEL_RAISED, NOT_FINITE, SINGLE_ELEMENT
 from ..report import SoftmaxReport, Violation
 from ..sites import SiteChecker
 from .rules import explain
@@ -36,21 +37,19 @@ MAX_PROBED_ROWS = 8
 LOW_PRECISION = ("float16", "bfloat16")
 
 
-class SoftmaxWarning(UserWarning):
-    """A softmax that cannot be wrong but is probably not what was meant
-    (over a single class)."""
-
-
 def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Sequence[np.ndarray] | None,
              sites: SiteChecker | None = None) -> None:
     """Explain ``report``'s first violation (if any) in place."""
-    _single_class_warnings(report, sites)
     if sites is not None and report.passed:
         report.notes.extend(sites.notes())
     if report.passed or not report.violations or failing_inputs is None:
         return
     first = report.violations[0]
     if first.kind == MODEL_RAISED:
+        return
+    if first.kind == SINGLE_ELEMENT:  # known without running a layer: the shape says it all
+        report.diagnosis.append(single_element_line(first))
+        report.layer_at_fault = f"{first.site or first.layer_name} ({first.layer_class})"
         return
     precision = low_precision(first)
     if precision:
@@ -107,11 +106,8 @@ def _output_index(adapter: ModelAdapter, violation: Violation) -> int | None:
     return next((s.index for s in specs if s.name == violation.output), None)
 
 
-def _single_class_warnings(report: SoftmaxReport, sites: SiteChecker | None) -> None:
-    """Rule 7: a softmax over one class always returns 1."""
-    for path, layer_class in (sites.single_class if sites is not None else {}).items():
-        message = (f"{layer_class} {path!r} is a softmax over a single class: it always returns 1 and carries "
-                   "no information; use Dense(1, activation='sigmoid') for a yes/no output, or a softmax over 2+ "
-                   "classes")
-        report.notes.append(message)
-        warnings.warn(SoftmaxWarning(message), stacklevel=2)
+def single_element_line(violation: Violation) -> str:
+    """Rule 7: a softmax over an axis the model fixes to size 1."""
+    where = violation.site or violation.layer_name
+    cause = violation.message.split(": ", 1)[-1]
+    return f"{violation.layer_class} {where!r} normalizes over a single element: {cause}"

@@ -50,6 +50,7 @@ class GeneratedBatch:
                 description=description, rebuild=rebuild,
                 min_value=float(finite.min()) if finite.size else 0.0,
                 max_value=float(finite.max()) if finite.size else 0.0,
+                domain=spec.describe_domain(),
             ))
         return out
 

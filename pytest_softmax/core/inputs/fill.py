@@ -149,3 +149,23 @@ def int_values(
         for position, value in spikes:
             flat[position % size] = low + int(value) % span
     return flat
+
+
+def mask_values(pattern: str, shape: Sequence[int], seed: int) -> np.ndarray:
+    """A 0/1 mask of ``shape`` (batch first): ``ones`` (nothing masked),
+    ``zeros`` (everything masked, an edge case) or ``padding`` (each row
+    keeps a random prefix of 1 to all positions, as padded sequences do).
+    Padding runs along axis 1 of a (batch, sequence) mask, and along the
+    last axis (the keys) of an attention mask (batch, queries, keys).
+    Built as int8; the caller casts."""
+    shape = tuple(int(d) for d in shape)
+    if pattern == "zeros":
+        return np.zeros(shape, dtype=np.int8)
+    axis = len(shape) - 1 if len(shape) > 2 and shape[-1] > 1 else 1
+    if pattern == "ones" or len(shape) < 2 or shape[axis] == 0:
+        return np.ones(shape, dtype=np.int8)
+    lengths = np.random.default_rng(seed).integers(1, shape[axis] + 1, size=shape[0])
+    keep = (np.arange(shape[axis])[None, :] < lengths[:, None]).astype(np.int8)
+    view = [1] * len(shape)
+    view[0], view[axis] = shape[0], shape[axis]
+    return np.ascontiguousarray(np.broadcast_to(keep.reshape(view), shape))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...adapters.base import InputSpec
-from .fill import float_values, int_values
+from .fill import float_values, int_values, mask_values
 
 FLOAT_PATTERNS = ("constant", "normal", "uniform", "ramp", "alternating")
 # How often each pattern is drawn, in tenths.  Most examples are noise, as
@@ -27,11 +27,20 @@ FLOAT_PATTERNS = ("constant", "normal", "uniform", "ramp", "alternating")
 PATTERN_WEIGHTS = {"constant": 1, "normal": 4, "uniform": 3, "ramp": 1, "alternating": 1}
 WEIGHTED_PATTERNS = tuple(p for p in FLOAT_PATTERNS for _ in range(PATTERN_WEIGHTS[p]))
 INT_PATTERNS = ("constant", "uniform", "edges")
+# Masks: nothing masked first (a failure shrinks towards it), padded rows
+# most often, as real batches are; everything masked is an edge case.
+MASK_PATTERNS = ("ones", "padding", "zeros")
+MASK_WEIGHTS = {"ones": 3, "padding": 6, "zeros": 1}
+WEIGHTED_MASK_PATTERNS = tuple(p for p in MASK_PATTERNS for _ in range(MASK_WEIGHTS[p]))
 # Magnitudes real inputs have (normalised features, pixels, raw counts) and
 # those that push logits past float32's exp overflow (~88).
 SCALES = (1.0, 0.0, 1e-3, 0.1, 10.0, 100.0, 1e3, 1e4, 1e6)
 OFFSETS = (0.0, 1.0, -1.0, 0.5)
 MAX_SPIKES = 4
+# Variable dimensions (sequence lengths): lengths a sequence model sees in
+# practice, at least 2 so that a softmax over them means something; length 1
+# is drawn now and then as the edge case it is.
+MIN_VARIABLE_DIM = 2
 MAX_VARIABLE_DIM = 16
 DEFAULT_INT_RANGE = (0, 256)
 # The largest magnitude generated.  Far past any real feature, pixel or count,
@@ -64,10 +73,13 @@ class ArrayRecipe:
         shape = tuple(int(d) for d in shape)
         size = int(np.prod(shape, dtype=np.int64))
         target = numpy_dtype(dtype)
-        if target.kind in "iu":
+        if self.pattern in MASK_PATTERNS:
+            return mask_values(self.pattern, shape, self.seed).astype(target, copy=False)
+        if target.kind in "iu" or self.integer:
+            # Ids of a float dtype (an embedding casts them) are built as int64 first.
             lo, hi = (low, high) if low is not None and high is not None else DEFAULT_INT_RANGE
-            flat = int_values(self.pattern, size, target, low=lo, high=hi, offset=self.offset,
-                              seed=self.seed, spikes=self.spikes)
+            flat = int_values(self.pattern, size, target if target.kind in "iu" else np.dtype(np.int64),
+                              low=lo, high=hi, offset=self.offset, seed=self.seed, spikes=self.spikes)
         else:
             flat = float_values(self.pattern, size, dtype, scale=self.scale, offset=self.offset,
                                 seed=self.seed, spikes=self.spikes, rows=shape[0] if shape else 1,
@@ -75,6 +87,9 @@ class ArrayRecipe:
         return flat.reshape(shape).astype(target, copy=False)
 
     def describe(self) -> str:
+        if self.pattern in MASK_PATTERNS:
+            return {"ones": "mask all ones", "zeros": "mask all zeros"}.get(
+                self.pattern, f"mask padding (ones then zeros), seed {self.seed}")
         if self.integer:
             parts = [f"ids {self.pattern}" + (f" (offset {int(self.offset)})" if self.pattern == "constant" else "")]
             if self.pattern == "uniform":
@@ -99,6 +114,12 @@ class ArrayRecipe:
 def value_limit(spec: InputSpec) -> float:
     limit = FLOAT_LIMITS.get(spec.dtype, MAX_MAGNITUDE)
     return min(limit, spec.value_limit) if spec.value_limit is not None else limit
+
+
+def variable_size_limit(specs: Sequence[InputSpec]) -> int:
+    """The largest size a variable dimension may take for these inputs."""
+    limits = [s.domain.max_length for s in specs if s.domain.max_length is not None]
+    return max(1, min([MAX_VARIABLE_DIM, *limits]))
 
 
 def concrete_shape(spec: InputSpec, batch_size: int, variable_size: int) -> tuple[int, ...]:

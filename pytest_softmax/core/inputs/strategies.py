@@ -17,13 +17,15 @@ from .recipes import (
     DEFAULT_INT_RANGE,
     INT_PATTERNS,
     MAX_SPIKES,
-    MAX_VARIABLE_DIM,
+    MIN_VARIABLE_DIM,
     OFFSETS,
     SCALES,
+    WEIGHTED_MASK_PATTERNS,
     WEIGHTED_PATTERNS,
     ArrayRecipe,
     concrete_shape,
     value_limit,
+    variable_size_limit,
 )
 
 # Each Hypothesis draw costs tens of microseconds, as much as a small
@@ -71,11 +73,22 @@ def _int_recipes(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
 
 @functools.lru_cache(maxsize=256)
 def recipe_strategy(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
-    if spec.is_integer:
+    if spec.is_mask:
+        return st.builds(ArrayRecipe, pattern=st.sampled_from(WEIGHTED_MASK_PATTERNS), seed=_SEEDS,
+                         integer=st.just(spec.is_integer))
+    if spec.is_ids:
         return _int_recipes(spec)
-    if spec.dtype == "bool":
-        return st.builds(ArrayRecipe, pattern=st.just("uniform"), seed=st.integers(0, 2**32 - 1))
     return _float_recipes(spec)
+
+
+@st.composite
+def _variable_sizes(draw: st.DrawFn, limit: int) -> int:
+    """A length in [2, limit], or 1 about one time in twenty.  The rare draw
+    comes first and shrinks away from 1, so a failure keeps length 1 only
+    when it needs it."""
+    if limit < MIN_VARIABLE_DIM or draw(st.integers(0, 19)) == 19:
+        return 1
+    return draw(st.integers(MIN_VARIABLE_DIM, limit))
 
 
 @st.composite
@@ -83,7 +96,7 @@ def generated_batches(draw: st.DrawFn, specs: Sequence[InputSpec], batch_size: i
     """A batch for every input.  One size is drawn for all variable
     dimensions, so inputs that must agree on a sequence length do."""
     variable = any(d is None for spec in specs for d in spec.shape)
-    variable_size = draw(st.integers(1, MAX_VARIABLE_DIM)) if variable else 1
+    variable_size = draw(_variable_sizes(variable_size_limit(specs))) if variable else 1
     recipes = tuple(draw(recipe_strategy(spec)) for spec in specs)
     arrays = tuple(
         recipe.expand(concrete_shape(spec, batch_size, variable_size), spec.dtype, spec.low, spec.high,
