@@ -12,7 +12,9 @@ from __future__ import annotations
 import enum
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -72,6 +74,30 @@ def parse_bool(raw: object) -> bool:
     raise ValueError(f"{raw!r} is not a boolean; use true or false")
 
 
+def parse_axis_text(raw: object) -> int:
+    """An integer axis, e.g. -1 or 1."""
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not an integer axis; use e.g. -1")
+    try:
+        return raw if isinstance(raw, int) else int(str(raw).strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not an integer axis; use e.g. -1 or 1") from None
+
+
+def parse_output_list(raw: object) -> tuple[str | int, ...]:
+    """Output names or indices, separated by commas (or given as a list):
+    ``probs`` or ``probs, 2``; a whole number is an index."""
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).replace(",", " ").split()
+    parsed: list[str | int] = []
+    for item in items:
+        text = str(item).strip()
+        if text:
+            parsed.append(int(text) if text.lstrip("-").isdigit() else text)
+    if not parsed:
+        raise ValueError(f"{raw!r} names no output; use output names or indices, e.g. probs or probs,logits")
+    return tuple(parsed)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One user-facing setting: its ini key, its flag (if any) and one help
@@ -117,6 +143,20 @@ SETTINGS: tuple[Setting, ...] = (
         f"rows in each generated input batch (default: {DEFAULT_BATCH_SIZE})",
         parse_positive_int,
         metavar="N",
+    ),
+    Setting(
+        "outputs",
+        "outputs to check, by name or index, separated by commas, e.g. probs or probs,2; for a model "
+        "whose other outputs are not distributions (logits, a score) (default: every output)",
+        parse_output_list,
+        metavar="NAMES",
+    ),
+    Setting(
+        "axis",
+        "the class axis along which each row must sum to 1, e.g. 1 for a (batch, classes, time) "
+        "output (default: -1, the last axis)",
+        parse_axis_text,
+        metavar="INT",
     ),
     Setting(
         "safe_mode",
@@ -177,6 +217,8 @@ class SessionSettings:
     batch_size: int | None = None
     safe_mode: bool | None = None
     allow_masked_rows: bool | None = None
+    outputs: tuple[str | int, ...] | None = None
+    axis: int | None = None
     atol_by_dtype: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, Source] = field(default_factory=dict)
 
@@ -231,7 +273,7 @@ class MarkerSettings:
     """The ``softmax_invariant`` marker's arguments, parsed and validated once."""
 
     model: object = None
-    axis: int = -1
+    axis: int | None = None  # None: the command line, the ini file, else -1
     atol: float | None = None
     rtol: float | None = None
     max_examples: int | None = None
@@ -312,6 +354,50 @@ def parse_marker(args: tuple[object, ...], kwargs: Mapping[str, object]) -> Mark
     return MarkerSettings(**parse_overrides(merged, where))
 
 
+class Mode(enum.Enum):
+    """How a check was asked for, which decides how a setting can be
+    changed: a message must only suggest a fix the user's mode can take."""
+
+    MARKER = "marker"  # @pytest.mark.softmax_invariant
+    FIXTURE = "fixture"  # the softmax_check fixture
+    MODEL_ITEM = "model item"  # --softmax-model / softmax_models
+    FUNCTION = "function"  # check_softmax()
+
+
+_current_mode: ContextVar[Mode] = ContextVar("pytest_softmax_mode", default=Mode.FUNCTION)
+
+
+@contextmanager
+def checking_in(mode: Mode) -> Iterator[None]:
+    """Messages raised inside (by the engine or an adapter, which do not
+    know how the check was asked for) phrase their fixes for ``mode``."""
+    token = _current_mode.set(mode)
+    try:
+        yield
+    finally:
+        _current_mode.reset(token)
+
+
+def how_to_set(name: str, value: str, cli_value: str | None = None) -> str:
+    """How the user sets ``name`` to ``value`` in the mode of the check
+    running now: a marker argument, a fixture or function keyword, or for
+    a ``--softmax-model`` item a flag and ini key (and, for what those
+    cannot take, a marked test)."""
+    mode = _current_mode.get()
+    if mode is Mode.MARKER:
+        return f"@pytest.mark.softmax_invariant(..., {name}={value})"
+    if mode is Mode.FIXTURE:
+        return f"softmax_check(model, {name}={value})"
+    if mode is Mode.FUNCTION:
+        return f"check_softmax(model, {name}={value})"
+    setting = SETTINGS_BY_NAME.get(name)
+    if setting is None or not setting.has_flag:
+        return (f"a marked test instead of --softmax-model, since only a test can pass {name}=: "
+                f"@pytest.mark.softmax_invariant(model='path/to/model', {name}={value})")
+    text = value if cli_value is None else cli_value
+    return f"{setting.flag}={text} (or {setting.ini_key} = {text} in the ini file)"
+
+
 @dataclass(frozen=True)
 class CheckSettings:
     """Everything one check needs, after precedence has been applied.
@@ -333,6 +419,7 @@ class CheckSettings:
     # All-zero output rows (a masked Softmax's fully masked rows) are
     # accepted, on the user's word; NaN never is.
     allow_masked_rows: bool = False
+    mode: Mode = Mode.FUNCTION
 
     def atol_for(self, dtype: str, n_classes: int) -> float:
         """The absolute tolerance for one output: a forced ``atol`` (marker or
@@ -357,6 +444,7 @@ def resolve(
     session: SessionSettings | None,
     marker: MarkerSettings | None = None,
     overrides: Mapping[str, Any] | None = None,
+    mode: Mode | None = None,
 ) -> CheckSettings:
     """The one place where precedence is applied:
     fixture overrides / marker > command line > ini > default."""
@@ -380,12 +468,13 @@ def resolve(
         rtol=pick("rtol", DEFAULT_RTOL),
         max_examples=pick("max_examples", DEFAULT_MAX_EXAMPLES),
         batch_size=pick("batch_size", DEFAULT_BATCH_SIZE),
-        axis=layered.axis,
+        axis=pick("axis", -1),
         atol_by_dtype=dict(session.atol_by_dtype),
-        outputs=layered.outputs,
+        outputs=pick("outputs", None),
         inputs=layered.inputs,
         safe_mode=pick("safe_mode", True),
         allow_masked_rows=pick("allow_masked_rows", False),
+        mode=mode or Mode.FUNCTION,
     )
 
 

@@ -81,7 +81,7 @@ def test_softmax_over_another_axis_names_both_axes(diag: pytest.Pytester) -> Non
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         ("  Softmax 'axis1/over_time' normalizes over axis 1 but the output is checked along axis -1: *"
-        "check with axis=1"),
+        "check along it with @pytest.mark.softmax_invariant(..., axis=1)"),
     ])
 
 

@@ -93,7 +93,7 @@ def test_lambda_file_is_refused_by_default_and_loads_when_opted_in(bad: pytest.P
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines([
         f"*model file '*lam{suffix}' contains Python code (Lambda layer 'lam' holds a Python lambda as bytecode)*"
-        "refuses it*softmax_safe_mode = false*safe_mode=False*",
+        "refuses it*allow it with @pytest.mark.softmax_invariant(..., safe_mode=False)*",
     ])
     bad.makeini("[pytest]\nsoftmax_safe_mode = false\n")
     result = bad.runpytest(*RUN, "test_refused.py")
@@ -206,12 +206,12 @@ def test_model_missing_wrong_type_or_factory_raising(bad: pytest.Pytester) -> No
     [
         # StringLookup runs on TensorFlow whatever the backend (and aborts a PyTorch process).
         pytest.param("em.string_input", "*model input '*' is string; the generator cannot feed it: pass inputs=*"
-                     "e.g. @pytest.mark.softmax_invariant(inputs=np.array(*", marks=pytest.mark.tensorflow_only),
+                     "e.g. @pytest.mark.softmax_invariant(..., inputs=np.array(*", marks=pytest.mark.tensorflow_only),
         ("em.Unbuilt", "*model 'unbuilt' (Unbuilt) has no known input signature*pass inputs=*e.g. *"),
         # The model's own message (TensorFlow: "Input to reshape is a tensor with 4 values...",
         # JAX: "The total size of the tensor must be unchanged...") follows the class name.
         ("em.needs_length_8", "*raised on a plain input built from its input signature*: *Error: *"
-                              "pass inputs=*e.g. @pytest.mark.softmax_invariant(inputs=np.zeros((32, 4), 'float32'))*"),
+                              "pass inputs=*e.g. @pytest.mark.softmax_invariant(..., inputs=np.zeros((32, 4), 'float32'))*"),
     ],
 )
 def test_models_the_generator_cannot_feed_say_pass_inputs(bad: pytest.Pytester, model: str, expected: str) -> None:
@@ -297,7 +297,7 @@ def test_out_of_memory_suggests_a_smaller_batch(bad: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "pytest-softmax: ran out of memory running model '*' on a batch of 32 rows (*OOM when allocating*); "
-        "lower the batch size: softmax_batch_size = 8 in the ini file*",
+        "lower the batch size: @pytest.mark.softmax_invariant(..., batch_size=8)",
     ])
 
 

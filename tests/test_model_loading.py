@@ -55,3 +55,26 @@ def test_each_process_loads_a_model_file_once(
     for loaded in counts.values():
         assert len(loaded) <= 1, counts
     assert sum(len(v) for v in counts.values()) >= 1
+
+
+@pytest.mark.parametrize("same_size", [False, True], ids=["other-size", "same-size-in-place"])
+def test_a_model_file_rewritten_with_its_old_mtime_is_loaded_again(tmp_path: Path, same_size: bool) -> None:
+    """The load cache must not hand back the healthy model once the file
+    holds something else, even when its mtime was put back (issue 12, 13)."""
+    import os
+
+    from pytest_softmax import SoftmaxSetupError, check_softmax
+
+    path = tmp_path / "p.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]).save(path)
+    before = path.stat()
+    assert check_softmax(path, max_examples=2).passed
+    if same_size:  # in place: same inode, same size
+        with path.open("r+b") as handle:
+            handle.write(b"\0" * before.st_size)
+    else:
+        path.write_bytes(b"broken")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+    with pytest.raises(SoftmaxSetupError, match="p.keras"):
+        check_softmax(path, max_examples=2)

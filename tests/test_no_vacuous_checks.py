@@ -116,7 +116,7 @@ def test_a_profile_that_runs_no_examples_fails_the_check(
     [
         (10**12, "healthy", (r"a generated batch of 1000000000000 rows for model '.*' needs 14\.6 TiB "
                              r"\(input 'x': float32 \[1000000000000, 4\]\).*lower the batch size: "
-                             r"softmax_batch_size = 32 in the ini file, --softmax-batch-size=32")),
+                             r"check_softmax\(model, batch_size=32\) \(at most")),
         (32, "huge_input", (r"a generated batch of 32 rows for model '.*' needs 2\.33 TiB .*even one row needs "
                             r"74\.5 GiB.*pass inputs= with smaller arrays")),
     ],
@@ -257,7 +257,7 @@ def test_a_stateful_rnn_at_another_batch_size_is_told_to_use_its_own() -> None:
     import hardening_models as hm
 
     with pytest.raises(SoftmaxSetupError, match=r"layer 'lstm' \(LSTM\) is stateful and takes only the batch size "
-                                                r"it was built with: set the marker's batch_size="):
+                                                r"it was built with: set it with check_softmax\(model, batch_size=N\)"):
         check_softmax(hm.stateful_lstm(), batch_size=32, max_examples=2)
 
 

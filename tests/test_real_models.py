@@ -248,6 +248,6 @@ def test_a_model_that_still_cannot_be_fed_gets_inputs_of_the_failing_shape_and_d
     result.stdout.fnmatch_lines([
         ("pytest-softmax: model 'fixed8' raised on a plain input built from its input signature and the domains "
         "inferred from its graph ('ids': int32 [[]8, 4], ids in [[]0, 20) (vocabulary of emb: Embedding)): *"
-        "e.g. @pytest.mark.softmax_invariant(inputs=np.random.default_rng(0).integers(0, 20, (8, 4))"
+        "e.g. @pytest.mark.softmax_invariant(..., inputs=np.random.default_rng(0).integers(0, 20, (8, 4))"
         ".astype('int32'))"),
     ])

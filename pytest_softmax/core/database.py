@@ -19,7 +19,9 @@ class NamespacedDatabase(ExampleDatabase):
     def __init__(self, inner: ExampleDatabase, namespace: str) -> None:
         super().__init__()
         self.inner = inner
-        self.prefix = hashlib.sha256(namespace.encode()).digest()[:16]
+        # A node id holds the file name as the OS gave it: a non-UTF-8 byte
+        # arrives as a lone surrogate, which the strict codec refuses.
+        self.prefix = hashlib.sha256(namespace.encode("utf-8", "surrogatepass")).digest()[:16]
 
     def __repr__(self) -> str:
         return f"NamespacedDatabase({self.inner!r}, prefix={self.prefix.hex()})"

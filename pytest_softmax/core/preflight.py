@@ -17,6 +17,7 @@ import numpy as np
 
 from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, StateCarrying, explain_error
 from ..errors import SoftmaxSetupError
+from ..settings import how_to_set
 from .arrays import as_float64, can_be_nonfinite
 from .inputs.recipes import ArrayRecipe, concrete_shape, variable_size_limit
 
@@ -41,8 +42,7 @@ def out_of_memory(adapter: ModelAdapter, rows: int, exc: BaseException) -> Softm
     smaller = max(rows // 4, 1)
     error = SoftmaxSetupError(
         f"ran out of memory running model {adapter.name!r} on a batch of {rows} rows "
-        f"({explain_error(adapter, exc).message}); lower the batch size: softmax_batch_size = {smaller} "
-        f"in the ini file, --softmax-batch-size={smaller}, or the marker's batch_size="
+        f"({explain_error(adapter, exc).message}); lower the batch size: {how_to_set('batch_size', str(smaller))}"
     )
     error.__cause__ = exc
     return error
@@ -149,14 +149,14 @@ def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[n
         if stateful:
             name, cls = stateful[0]
             described += (f"; layer {name!r} ({cls}) is stateful and takes only the batch size it was built "
-                          f"with: set the marker's batch_size= or softmax_batch_size to it")
+                          f"with: set it with {how_to_set('batch_size', 'N')}")
         shapes = [tuple(int(d) for d in np.shape(a)) for a in batch]
         raise SoftmaxSetupError(
             f"model {adapter.name!r} raised on a plain input built from its input signature and the domains "
             f"inferred from its graph ({described}): "
             f"{failure.message}. If the model needs inputs of another shape, range or dtype than "
             "that, pass inputs= with arrays or a Hypothesis strategy it accepts, e.g. "
-            f"@pytest.mark.softmax_invariant({inputs_example(specs, shapes)})"
+            f"{how_to_set('inputs', inputs_example(specs, shapes).removeprefix('inputs='))}"
         ) from exc
 
 

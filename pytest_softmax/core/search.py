@@ -37,7 +37,7 @@ from ..adapters.base import (
 )
 from ..adapters.registry import adapt
 from ..errors import SoftmaxInvariantError, SoftmaxSetupError
-from ..settings import CheckSettings
+from ..settings import CheckSettings, checking_in, how_to_set
 from ..tolerance import normalize_dtype_name
 from .arrays import is_float
 from .database import NamespacedDatabase
@@ -78,15 +78,16 @@ def validate_output(spec: OutputSpec, output: np.ndarray, axis: int) -> tuple[st
     if not is_float(output.dtype):
         raise SoftmaxSetupError(
             f"{spec.label} has dtype {output.dtype.name}; only float outputs can be probability "
-            "distributions: choose the outputs to check with outputs=[...]"
+            f"distributions: choose the outputs to check with {_outputs_fix()}"
         )
     if output.ndim < 2:
         raise SoftmaxSetupError(
             f"{spec.label} has shape {list(output.shape)} (no class axis besides the batch); "
-            "choose the outputs to check with outputs=[...]"
+            f"choose the outputs to check with {_outputs_fix()}"
         )
     if not -output.ndim <= axis < output.ndim:
-        raise SoftmaxSetupError(f"axis={axis} is out of range for {spec.label} of shape {list(output.shape)}")
+        raise SoftmaxSetupError(f"axis {axis} is out of range for {spec.label} of shape {list(output.shape)}; "
+                                f"choose the class axis with {how_to_set('axis', '-1')}")
     # Size 1 along the axis is judged by the search (core/single_element.py):
     # a failure when the model fixes it, nothing when a variable length is 1.
     try:
@@ -94,6 +95,10 @@ def validate_output(spec: OutputSpec, output: np.ndarray, axis: int) -> tuple[st
     except ValueError as exc:  # a float the tolerance table does not know (float128)
         raise SoftmaxSetupError(f"{spec.label}: {exc}; cast the output to float32 or float64 in the model") from None
     return dtype, int(output.shape[axis])
+
+
+def _outputs_fix() -> str:
+    return how_to_set("outputs", "['probs']", "probs")
 
 
 @dataclass
@@ -213,7 +218,8 @@ def select_outputs(specs: Sequence[OutputSpec], wanted: Any) -> list[OutputSpec]
         match = [s for s in specs if (s.name == key if isinstance(key, str) else s.index == key)]
         if not match:
             names = ", ".join(f"{s.index}: {s.name!r}" for s in specs)
-            raise SoftmaxSetupError(f"outputs= names {key!r}, which the model does not have; its outputs are {names}")
+            raise SoftmaxSetupError(f"the outputs to check name {key!r}, which the model does not have; its "
+                                    f"outputs are {names}: choose among them with {_outputs_fix()}")
         chosen.extend(match)
     return chosen
 
@@ -223,12 +229,13 @@ def run_check(model: Any, settings: CheckSettings, *, seed: int | None = None, n
     """The engine behind :func:`check_softmax` and the pytest marker.  The
     user's model and global state are as before when it returns or raises."""
     __tracebackhide__ = True
-    adapter = adapt(model, safe_mode=settings.safe_mode)
-    with _preserved_state(adapter):
-        try:
-            return _run(adapter, settings, seed=seed, namespace=namespace, replay=replay or Replay())
-        except StopCheck as stop:
-            raise stop.error from stop.error.__cause__
+    with checking_in(settings.mode):  # messages name fixes the caller's mode can take
+        adapter = adapt(model, safe_mode=settings.safe_mode)
+        with _preserved_state(adapter):
+            try:
+                return _run(adapter, settings, seed=seed, namespace=namespace, replay=replay or Replay())
+            except StopCheck as stop:
+                raise stop.error from stop.error.__cause__
 
 
 def _preserved_state(adapter: ModelAdapter) -> AbstractContextManager[object]:

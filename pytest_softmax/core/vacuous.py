@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 
 from ..adapters.base import OutputSpec
 from ..errors import SoftmaxSetupError
+from ..settings import how_to_set
 
 
 def require_some_outputs(wanted: object, specs: Sequence[OutputSpec]) -> None:
@@ -63,7 +64,8 @@ def require_rows_seen(specs: Sequence[OutputSpec], rows_by_output: Mapping[str, 
         raise SoftmaxSetupError(
                 f"checked 0 rows of {spec.label} after {examples} examples, so the check proved nothing: "
                 "the model returned an empty batch for every input (does it drop or filter rows?); "
-                "check an output that keeps the batch, or leave this one out with outputs=[...]"
+                "check an output that keeps the batch, or leave this one out: "
+                f"{how_to_set('outputs', '[...]', 'NAME')}"
             )
 
 

@@ -15,6 +15,7 @@ summary) and ``json_report`` (``--softmax-report``).
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +24,7 @@ from ..settings import (
     MARKER_SIGNATURE,
     SETTINGS,
     MarkerSettings,
+    Mode,
     SettingError,
     load_session_settings,
     parse_marker,
@@ -185,9 +187,13 @@ def softmax_check(request: pytest.FixtureRequest) -> Callable[..., SoftmaxReport
             parsed = parse_overrides(overrides, "softmax_check()")
         except SettingError as exc:
             raise TypeError(str(exc)) from None
-        return run_item_check(item, model, marker, parsed)
+        return run_item_check(item, model, marker, parsed, Mode.FIXTURE)
 
     return softmax_check
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return collection.is_link_loop(collection_path, config)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,6 +17,7 @@ directory marker, without importing any framework).
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import shlex
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..adapters.registry import is_model_directory, model_suffixes
-from ..settings import MarkerSettings
+from ..settings import MarkerSettings, Mode
 from .keys import SETUP_PREFIX, replay_command_key
 from .runner import run_item_check
 
@@ -81,6 +82,66 @@ def configure(config: pytest.Config) -> None:
             for source in _expand(raw, config.rootpath, where, config.rootpath):
                 found.setdefault(source.path, source)
     config.stash[models_key] = tuple(found.values())
+    warn_if_ini_moved(config)
+
+
+# pytest's config files, in the order it looks for them in each directory,
+# and the text that makes a shared file (pyproject, tox, setup.cfg) count.
+_INI_FILES = (
+    ("pytest.toml", ""), (".pytest.toml", ""), ("pytest.ini", ""), (".pytest.ini", ""),
+    ("pyproject.toml", "[tool.pytest"), ("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]"),
+)
+
+
+def warn_if_ini_moved(config: pytest.Config) -> None:
+    """``--softmax-model ../elsewhere/m.keras`` (two arguments) is read as a
+    test path when pytest picks its rootdir, before this plugin's options
+    are known: the rootdir moves to the common ancestor and the project's
+    ini file can silently stop applying.  Say so, and how to avoid it."""
+    args = [str(a) for a in config.invocation_params.args]
+    if any(a in ("-c", "--config-file", "--rootdir") or a.startswith(("--config-file=", "--rootdir="))
+           for a in args):
+        return  # the user chose the ini file or the rootdir
+    here = config.invocation_params.dir
+    outside = [value for flag, value in itertools.pairwise(args)
+               if flag == "--softmax-model" and not _is_under(here / os.path.expanduser(value), here)]
+    expected = _ini_from(here)
+    actual = Path(config.inipath).resolve() if config.inipath else None
+    if not outside or expected == actual:
+        return
+    config.issue_config_time_warning(pytest.PytestConfigWarning(
+        f"pytest-softmax: --softmax-model {outside[0]} lies outside {here}, and given as a separate "
+        f"argument pytest also took it as a test path: the rootdir moved to {config.rootpath} and the ini "
+        f"file in use is {actual or 'none'} instead of {expected or 'none'}, so the settings in "
+        f"{expected or 'the project ini file'} do not apply. Write --softmax-model={outside[0]} (with =), "
+        "or pass --rootdir / -c to choose"
+    ), stacklevel=2)
+
+
+def _is_under(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _ini_from(directory: Path) -> Path | None:
+    """The config file pytest would use when run from ``directory`` with no
+    path arguments (its search, in its order, upwards)."""
+    for folder in (directory.resolve(), *directory.resolve().parents):
+        for name, needs in _INI_FILES:
+            candidate = folder / name
+            if candidate.is_file() and (not needs or needs in _read(candidate)):
+                return candidate
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def configured_models(config: pytest.Config) -> tuple[ModelSource, ...]:
@@ -142,11 +203,39 @@ def _models_in(path: Path, visited: set[Path], *, named: bool = False) -> list[P
     return found
 
 
+def is_link_loop(collection_path: Path, config: pytest.Config) -> bool | None:
+    """pytest's own walk of the test directories follows a symlink back up
+    the tree (``ln -s . again``) until the OS says "too many levels": one
+    such link repeats the directory forty times, two make the walk
+    exponential and collection never ends.  In a run that checks models
+    (which often sit in such folders), such a link is skipped."""
+    if not configured_models(config) or not collection_path.is_symlink():
+        return None
+    try:
+        target = collection_path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling or self-referencing link
+        return None
+    parent = collection_path.parent.resolve()
+    return True if target.is_dir() and (target == parent or target in parent.parents) else None
+
+
 def _display(path: Path, rootpath: Path) -> str:
     root = rootpath.resolve()
     if path.anchor != root.anchor:  # another drive: no relative path exists
-        return path.as_posix()
-    return Path(os.path.relpath(path, root)).as_posix()
+        return printable(path.as_posix())
+    return printable(Path(os.path.relpath(path, root)).as_posix())
+
+
+def printable(name: str) -> str:
+    """A file name as text every output can carry: a byte that is not
+    UTF-8 (which Python holds as a lone surrogate) is spelled ``\\xff``, so
+    the node id, the terminal, junit and the JSON report all show the same
+    plain name instead of a raw byte or an encoding error."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file-system decode produces
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class SoftmaxModelItem(pytest.Item):
@@ -163,7 +252,7 @@ class SoftmaxModelItem(pytest.Item):
         # The check goes through the same code path as a marked test, so
         # settings, seed, example database namespace and report recording
         # are shared; the model is loaded there (once per process).
-        run_item_check(self, self.source.path, MarkerSettings())
+        run_item_check(self, self.source.path, MarkerSettings(), mode=Mode.MODEL_ITEM)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None,

@@ -43,11 +43,15 @@ def add_options(group: pytest.OptionGroup) -> None:
 
 def configure(config: pytest.Config) -> None:
     """Decide where the report goes and refuse, before any test runs, a
-    path that holds something else; register the writer only then."""
+    path that holds something else, cannot be written, or is another output
+    of this run; register the writer only then."""
     raw = config.getoption("softmax_report", None)
     if not raw or is_worker(config):
         return
     path = (config.invocation_params.dir / os.path.expanduser(raw)).resolve()
+    problem = report_path_problem(path) or _shared_with(config, path)
+    if problem:
+        raise pytest.UsageError(f"pytest-softmax: --softmax-report {raw}: {problem}")
     if path.is_dir():
         raise pytest.UsageError(f"pytest-softmax: --softmax-report {raw}: is a directory; give a file path")
     if path.exists() and not is_own_report(path):
@@ -56,6 +60,57 @@ def configure(config: pytest.Config) -> None:
             "report; the plugin never overwrites other files: remove it or choose another path"
         )
     config.pluginmanager.register(JsonReport(config, path), PLUGIN_NAME)
+
+
+# Options of pytest and of common plugins that name a file the run writes:
+# (dest, the option as the user types it).
+OTHER_OUTPUTS = (
+    ("xmlpath", "--junitxml"),
+    ("report_log", "--report-log"),
+    ("resultlog", "--resultlog"),
+    ("json_report_file", "--json-report-file"),
+    ("htmlpath", "--html"),
+    ("log_file", "--log-file"),
+)
+
+
+def _shared_with(config: pytest.Config, path: Path) -> str | None:
+    """The other output of this run that would write ``path``, if any: the
+    report would silently replace it (or be replaced by it)."""
+    for dest, flag in OTHER_OUTPUTS:
+        other = config.getoption(dest, None)
+        if not isinstance(other, (str, os.PathLike)) or not os.fspath(other):
+            continue
+        where = (config.invocation_params.dir / os.path.expanduser(os.fspath(other))).resolve()
+        if where == path:
+            return f"{flag} writes the same file; give the softmax report its own path"
+    return None
+
+
+def report_path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot receive the report, found before the tests run
+    rather than after them: a parent that is a file, a name longer than the
+    file system allows, a directory that cannot be written."""
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory; choose a path in a directory"
+    limit = _name_max(existing)
+    for part in path.relative_to(existing).parts:
+        if len(os.fsencode(part)) > limit:
+            return (f"the name {part[:40]!r}... is {len(os.fsencode(part))} bytes long, more than the "
+                    f"file system allows ({limit}); choose a shorter name")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write in {existing} (permission denied); choose a writable directory"
+    return None
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows): the common limit
+        return 255
 
 
 def unconfigure(config: pytest.Config) -> None:
@@ -120,7 +175,9 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write next to ``path`` then rename over it: readers see the old file
     or the whole new one, never a prefix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # A short name of its own: the target's name may already use the whole
+    # file-name limit, and a prefix added to it would not fit.
+    temporary = path.with_name(f".softmax-report.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # os.open with mode 0o666 lets the umask decide the permissions, as for
     # any file the user's tools write (tempfile would make it private).
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -143,8 +200,19 @@ class JsonReport:
         self.config = config
         self.path = path
         self.written = False
+        self.refused: str | None = None
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Checked again now: a file another tool created (or replaced) at
+        # this path during the run is the user's, not ours to overwrite.
+        if self.path.exists() and not is_own_report(self.path):
+            self.refused = (
+                f"pytest-softmax: --softmax-report {self.path}: a file that is not a pytest-softmax report "
+                "appeared there during the run; it was left as it is and the report was NOT written: "
+                "give the report a path no other tool writes"
+            )
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
         document = build(collected(self.config), settings_document(session_settings(self.config), self.config),
                          int(exitstatus))
         write_atomic(self.path, document)
@@ -153,3 +221,5 @@ class JsonReport:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.written:
             terminalreporter.write_sep("-", f"softmax report: {self.path}")
+        elif self.refused:
+            terminalreporter.write_line(self.refused, red=True, bold=True)

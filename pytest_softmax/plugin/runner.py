@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ..settings import MarkerSettings, SessionSettings, resolve
+from ..settings import MarkerSettings, Mode, SessionSettings, checking_in, resolve
 from .keys import (
     SETUP_PREFIX,
     PlannedCheck,
@@ -49,7 +49,8 @@ def plan_check(item: pytest.Item, marker: MarkerSettings, source: object) -> Pla
 
     problem: str | None = None
     try:
-        adapter = adapt(source, safe_mode=resolve(session_settings(item.config), marker).safe_mode)
+        with checking_in(Mode.MARKER):
+            adapter = adapt(source, safe_mode=resolve(session_settings(item.config), marker).safe_mode)
     except SoftmaxSetupError as exc:
         problem = with_cause(str(exc), exc, item.config)
     if problem is not None:
@@ -65,7 +66,7 @@ def seed_option(config: pytest.Config) -> int | None:
         return int(raw)
     except (TypeError, ValueError):
         # Hypothesis accepts any string as a seed; hash it the same stable way.
-        return int.from_bytes(hashlib.sha256(str(raw).encode()).digest()[:4], "big")
+        return int.from_bytes(hashlib.sha256(str(raw).encode("utf-8", "surrogatepass")).digest()[:4], "big")
 
 
 def replay_command(item: pytest.Item) -> str:
@@ -78,7 +79,7 @@ def record_report(item: pytest.Item, report: SoftmaxReport) -> None:
 
 
 def run_item_check(item: pytest.Item, model: Any, marker: MarkerSettings,
-                   overrides: dict[str, Any] | None = None) -> SoftmaxReport:
+                   overrides: dict[str, Any] | None = None, mode: Mode = Mode.MARKER) -> SoftmaxReport:
     """Check ``model`` with the item's settings; the report (passing or
     failing) is recorded for the summary, the JSON report and junit."""
     __tracebackhide__ = True
@@ -86,7 +87,7 @@ def run_item_check(item: pytest.Item, model: Any, marker: MarkerSettings,
     from ..core.search import run_check
     from ..errors import SoftmaxInvariantError
 
-    settings = resolve(session_settings(item.config), marker, overrides)
+    settings = resolve(session_settings(item.config), marker, overrides, mode)
     try:
         report = run_check(model, settings, seed=seed_option(item.config), namespace=item.nodeid,
                            replay=Replay(command=replay_command(item)))

@@ -124,9 +124,12 @@ def settings_header(session: SessionSettings, config: pytest.Config) -> str:
     seed = config.getoption("hypothesis_seed", None)
     if seed is None:
         seed = "derandomized by the Hypothesis profile" if _profile_derandomizes() else "random per check"
+    # Shown only when set, as every check is then narrowed by them.
+    chosen = "".join(f", {name}={value}" for name, value in (
+        ("outputs", ",".join(map(str, session.outputs or ()))), ("axis", session.axis)) if value not in ("", None))
     return (
         f"softmax: atol={atol}{per_dtype}, rtol={resolved.rtol:g}, max_examples={resolved.max_examples}, "
-        f"batch_size={resolved.batch_size}, hypothesis seed={seed}"
+        f"batch_size={resolved.batch_size}{chosen}, hypothesis seed={seed}"
     )
 
 

@@ -14,10 +14,13 @@ import numpy as np
 
 from ...core.arrays import is_numeric
 from ...errors import SoftmaxSetupError
+from ...settings import how_to_set
 from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec
 from . import backends, errors, state
 from .domains import infer_domains
 from .forward import ModelForward
+
+FLOAT_EXAMPLE = "np.zeros((8, 10), 'float32')"
 
 if TYPE_CHECKING:
     from ...core.probing import LayerRecord, LayerSite, ProbeResult
@@ -59,12 +62,12 @@ def _unfeedable_input(name: str, tensor: Any, dtype: str) -> SoftmaxSetupError:
         return SoftmaxSetupError(
             f"model input {name!r} is sparse ({dtype}); the generator cannot feed it: pass inputs= with "
             "example data as dense arrays (they are fed as they are), e.g. "
-            f"@pytest.mark.softmax_invariant(inputs=np.zeros({shape}, {dtype!r}))"
+            f"{how_to_set('inputs', f'np.zeros({shape}, {dtype!r})')}"
         )
     return SoftmaxSetupError(
         f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
         "; the generator cannot feed it: pass inputs= with example data, e.g. "
-        f"@pytest.mark.softmax_invariant(inputs={example})"
+        f"{how_to_set('inputs', example)}"
     )
 
 
@@ -101,7 +104,7 @@ class KerasModelAdapter:
             raise SoftmaxSetupError(
                 f"model {self.name!r} ({type(self.model).__name__}) has no known input signature "
                 "(a subclassed or unbuilt model); pass inputs= with example arrays, e.g. "
-                "@pytest.mark.softmax_invariant(inputs=np.zeros((8, 10), 'float32')), "
+                f"{how_to_set('inputs', FLOAT_EXAMPLE)}, "
                 "or start the model with keras.Input(shape=...)"
             )
         return structure

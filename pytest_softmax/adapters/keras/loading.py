@@ -7,6 +7,7 @@ the loaded model and its traced forward pass.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import sys
@@ -17,7 +18,7 @@ from ...errors import SoftmaxSetupError
 from ..base import ModelAdapter
 from .errors import first_line
 from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
-from .safe_loading import OPT_IN, inspect_model_file
+from .safe_loading import custom_class_names, inspect_model_file, opt_in
 
 ACCEPTED = (
     "a keras.Model, a zero-argument callable returning one, or a path to a .keras / .h5 file "
@@ -25,7 +26,7 @@ ACCEPTED = (
 )
 
 # Loaded models by file identity: a file replaced in place (same path, even
-# the same mtime) has another inode, size or mtime_ns and is loaded anew.
+# the same mtime) has another inode, size, ctime or content and is loaded anew.
 _LOADED: dict[tuple[Any, ...], Any] = {}
 
 
@@ -35,11 +36,29 @@ def _keras() -> Any:
     return keras
 
 
+# Files up to this size are also identified by a hash of their bytes: a
+# rewrite of the same size whose mtime was put back (os.utime, a copy tool
+# preserving times) keeps inode, size and mtime, and coarse file-system
+# clocks can even keep the ctime.  Hashing a few MB costs a few ms.
+HASHED_FILE_BYTES = 32 * 2**20
+
+
 def _identity(path: Path, safe_mode: bool) -> tuple[Any, ...]:
-    stat = path.stat()
     marker = path / SAVED_MODEL_MARKER if path.is_dir() else path
-    content = marker.stat() if marker.exists() else stat
-    return (str(path.resolve()), content.st_ino, content.st_size, content.st_mtime_ns, safe_mode)
+    content = marker if marker.exists() else path
+    stat = content.stat()
+    return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+            _digest(content, stat.st_size), safe_mode)
+
+
+def _digest(path: Path, size: int) -> str | None:
+    if not path.is_file() or size > HASHED_FILE_BYTES:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_path(path: Path, *, safe_mode: bool) -> Any:
@@ -82,12 +101,34 @@ def _load_file(path: Path, safe_mode: bool) -> Any:
         )
     # Reads the raw file first: refuses code in safe mode and names what a
     # non-model file is, before Keras deserialises anything.
-    inspect_model_file(path, safe_mode=safe_mode)
+    config = inspect_model_file(path, safe_mode=safe_mode)
     try:
         return _keras().saving.load_model(str(path), compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises many types for unreadable files
-        hint = f"; if you trust this file, {OPT_IN}" if safe_mode and "safe_mode" in str(exc) else ""
+        unregistered = _unregistered_classes(config)
+        if unregistered:
+            raise SoftmaxSetupError(_unregistered_message(path, unregistered)) from exc
+        hint = f"; if you trust this file, {opt_in()}" if safe_mode and "safe_mode" in str(exc) else ""
         raise SoftmaxSetupError(f"could not load model file {str(path)!r}: {first_line(exc)}{hint}") from exc
+
+
+def _unregistered_classes(config: Any) -> list[str]:
+    """Custom classes the file names that no imported module registered:
+    Keras then fails with a TypeError naming neither the class nor the fix."""
+    get = _keras().saving.get_registered_object
+    return [name for name in custom_class_names(config) if get(name) is None]
+
+
+def _unregistered_message(path: Path, names: list[str]) -> str:
+    listed = ", ".join(names)
+    package = names[0].split(">")[0] if ">" in names[0] else "mypkg"
+    return (
+        f"could not load model file {str(path)!r}: it uses custom class{'es' if len(names) > 1 else ''} "
+        f"{listed}, not registered in this process. Import the module that defines "
+        f"{'them' if len(names) > 1 else 'it'} (decorated with "
+        f"@keras.saving.register_keras_serializable(package={package!r})) before the check, "
+        "e.g. `import mypackage.layers` in conftest.py"
+    )
 
 
 def resolve_model(source: object, *, safe_mode: bool = True) -> Any:

@@ -24,32 +24,44 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import SoftmaxSetupError
+from ...settings import how_to_set
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 allows a user block before the superblock; the signature then sits
 # at 512, 1024, 2048, ... bytes.
 HDF5_SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096)
-OPT_IN = (
-    "allow it with `softmax_safe_mode = false` in the ini file, "
-    "--softmax-safe-mode=false, or @pytest.mark.softmax_invariant(..., safe_mode=False) for one test"
-)
+# The largest model config read from a .keras archive before loading: real
+# ones (a large transformer's included) stay under a few MB, so 64 MiB only
+# refuses a file built to exhaust memory.  (HDF5 stores attributes
+# uncompressed: a .h5 config is never larger than its file.)
+MAX_CONFIG_BYTES = 64 * 2**20
+# Weights are noise to a compressor (ratios near 1); a member larger than
+# the config cap that shrank more than this is a zip bomb Keras would inflate.
+MAX_COMPRESSION_RATIO = 200
 
 
-def inspect_model_file(path: Path, *, safe_mode: bool) -> None:
-    """Raise :class:`SoftmaxSetupError` if ``path`` (an existing ``.keras``
-    or ``.h5`` file) is not a readable model, or, in safe mode, carries code."""
+def opt_in() -> str:
+    """How to load a file safe mode refuses, in the mode of the check."""
+    return f"allow it with {how_to_set('safe_mode', 'False', 'false')}"
+
+
+def inspect_model_file(path: Path, *, safe_mode: bool) -> Any:
+    """The model config of ``path`` (an existing ``.keras`` or ``.h5``
+    file); raise :class:`SoftmaxSetupError` if it is not a readable model,
+    or, in safe mode, carries code."""
     suffix = path.suffix.lower()
     config = _keras_archive_config(path) if suffix == ".keras" else _hdf5_model_config(path)
     if not safe_mode:
-        return
+        return config
     found = sorted(set(code_carriers(config)))
     if found:
         listed = "; ".join(found)
         raise SoftmaxSetupError(
             f"model file {str(path)!r} contains Python code ({listed}); loading it would run that code, "
-            f"so pytest-softmax refuses it (Keras safe_mode). If you trust this file, {OPT_IN}; "
+            f"so pytest-softmax refuses it (Keras safe_mode). If you trust this file, {opt_in()}; "
             "or rebuild the model without lambdas (a named function or a registered layer class) and save it again"
         )
+    return config
 
 
 def _keras_archive_config(path: Path) -> Any:
@@ -71,12 +83,53 @@ def _keras_archive_config(path: Path) -> Any:
                     f"model file {str(path)!r} is a zip archive without config.json, not a Keras model; "
                     "save the model with model.save('model.keras')"
                 )
-            raw = archive.read("config.json")
+            _refuse_bombs(path, archive)
+            raw = _read_capped(path, archive, "config.json")
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise SoftmaxSetupError(
             f"model file {str(path)!r} is a truncated or corrupt Keras archive ({exc}); save the model again"
         ) from exc
     return _parse_config(path, raw)
+
+
+def _read_capped(path: Path, archive: zipfile.ZipFile, name: str) -> bytes:
+    """The member's bytes, refusing one that inflates past
+    :data:`MAX_CONFIG_BYTES`: the size the zip directory declares is checked
+    first, and the read is streamed and stopped at the cap in case the
+    directory lies.  A zip bomb then costs nothing, not gigabytes."""
+    info = archive.getinfo(name)
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise _too_big(path, name, info.file_size, info.compress_size)
+    chunks: list[bytes] = []
+    read = 0
+    with archive.open(info) as member:
+        while read <= MAX_CONFIG_BYTES:
+            chunk = member.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            read += len(chunk)
+    raise _too_big(path, name, read, info.compress_size)
+
+
+def _refuse_bombs(path: Path, archive: zipfile.ZipFile) -> None:
+    for info in archive.infolist():
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > MAX_CONFIG_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise _too_big(path, info.filename, info.file_size, info.compress_size)
+
+
+def _too_big(path: Path, name: str, size: int, compressed: int) -> SoftmaxSetupError:
+    return SoftmaxSetupError(
+        f"model file {str(path)!r}: its {name} inflates to {_mib(size)} or more (from {_mib(compressed)} "
+        f"compressed), more than a model archive holds (config.json up to {_mib(MAX_CONFIG_BYTES)}, other "
+        f"members compressed at most {MAX_COMPRESSION_RATIO}:1 when larger); pytest-softmax refuses to read "
+        "it (a zip bomb or a corrupt file?). Save the model again with model.save()"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _hdf5_model_config(path: Path) -> Any:
@@ -142,7 +195,34 @@ def code_carriers(config: Any, layer: str = "") -> Iterator[str]:
     where = layer or "the model config"
     if config.get("class_name") == "__lambda__":
         yield f"{where} holds a Python lambda as bytecode"
-    if config.get("function_type") == "lambda" or config.get("output_shape_type") == "lambda":
+    if config.get("function_type") == "lambda" or config.get("output_shape_type") == "lambda" or (
+        config.get("class_name") == "Lambda" and isinstance(inner, dict) and isinstance(inner.get("function"), list)
+    ):
+        # Keras' legacy loader treats any list under a Lambda's "function"
+        # as [bytecode, defaults, closure], with or without function_type.
         yield f"{where} holds a Python lambda as bytecode (Keras 2 format)"
     for value in config.values():
         yield from code_carriers(value, layer)
+
+
+def custom_class_names(config: Any) -> list[str]:
+    """The registered names (``package>Class``) of the classes a model
+    config uses that Keras itself does not define, in order of appearance:
+    Keras 3 writes them as ``registered_name``, Keras 2 as the class name."""
+    found: dict[str, None] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            registered, class_name = node.get("registered_name"), node.get("class_name")
+            if isinstance(registered, str) and registered:
+                found.setdefault(registered)
+            elif isinstance(class_name, str) and ">" in class_name:
+                found.setdefault(class_name)
+            for value in node.values():
+                walk(value)
+
+    walk(config)
+    return list(found)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...settings import how_to_set
 from ..probing import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
 from ..report import LayerResult, Violation
 from .nonfinite import Finding, explain_nonfinite, first_nonfinite
@@ -137,9 +138,9 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
         return Finding(
             f"{layer_name(cause)} normalizes over axis {axes_text(cause)} but the output is checked along "
             f"axis {violation.axis}: make the softmax run over the class axis (e.g. Softmax(axis=-1)) or "
-            f"check with axis={site.softmax_axes[0] if site.softmax_axes else -1}",
+            f"check along it with {how_to_set('axis', str(site.softmax_axes[0] if site.softmax_axes else -1))}",
             f"softmax over axis {axes_text(cause)}, checked along axis {violation.axis}",
-            f"Softmax(axis={violation.axis}) over the class axis, or check with axis={axes_text(cause)}")
+            f"Softmax(axis={violation.axis}) over the class axis, or check along axis {axes_text(cause)}")
     masked = _masked_zero_row(cause, axes, table) if axes is not None else None
     if masked is not None:
         return masked
@@ -222,13 +223,15 @@ def _no_softmax(record: LayerRecord) -> Finding:
         what = "logits (linear activation)" if activation == "linear" else "unnormalized values"
         return Finding(
             f"{name} outputs {what}, not probabilities: add activation='softmax' (or a Softmax layer), or, "
-            "if logits are intended (from_logits=True losses), do not check this output as a distribution",
+            "if logits are intended (from_logits=True losses), do not check this output as a distribution: "
+            f"choose the outputs to check with {how_to_set('outputs', '[...]', 'NAME')}",
             f"no softmax: outputs {what}", "add activation='softmax' or a Softmax layer")
     if activation == "sigmoid":
         return Finding(
             f"{name} uses sigmoid: independent per-class probabilities (multi-label), which need not sum "
-            "to 1: use softmax for one distribution over classes, or leave this output out (outputs=[...])",
-            "sigmoid, not softmax", "softmax for one distribution, or leave this output out (outputs=[...])")
+            "to 1: use softmax for one distribution over classes, or leave this output out: "
+            f"{how_to_set('outputs', '[...]', 'NAME')}",
+            "sigmoid, not softmax", "softmax for one distribution, or leave this output out")
     if activation == "log_softmax":
         return Finding(f"{name} uses log_softmax: the output holds log-probabilities, whose exp() sums to 1: use "
                        "softmax, or check exp(output) instead", "log_softmax: log-probabilities",

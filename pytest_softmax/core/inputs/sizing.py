@@ -17,7 +17,7 @@ import numpy as np
 
 from ...adapters.base import InputSpec
 from ...errors import SoftmaxSetupError
-from ...settings import DEFAULT_BATCH_SIZE
+from ...settings import DEFAULT_BATCH_SIZE, how_to_set
 from .recipes import concrete_shape, numpy_dtype
 
 # The batch plus its copy in the framework's tensor must fit in what is free,
@@ -81,12 +81,12 @@ def require_batch_fits(model_name: str, specs: Sequence[InputSpec], batch_size: 
     if one_row > allowed:
         raise SoftmaxSetupError(
             f"{head}; even one row needs {format_bytes(one_row)}: the model's input signature is too large to "
-            "generate, so pass inputs= with smaller arrays (or a Hypothesis strategy) the model accepts"
+            "generate, so pass inputs= with smaller arrays (or a Hypothesis strategy) the model accepts: "
+            f"{how_to_set('inputs', '...')}"
         )
     fits = max(allowed // one_row, 1)
     # The default batch size where it fits, else the largest power of two that does.
     smaller = min(DEFAULT_BATCH_SIZE, 1 << (int(fits).bit_length() - 1))
     raise SoftmaxSetupError(
-        f"{head}; lower the batch size: softmax_batch_size = {smaller} in the ini file, "
-        f"--softmax-batch-size={smaller}, or the marker's batch_size= (at most {fits} rows fit)"
+        f"{head}; lower the batch size: {how_to_set('batch_size', str(smaller))} (at most {fits} rows fit)"
     )
