@@ -146,8 +146,8 @@ def test_junit_and_json_name_the_diagnosed_layer_not_the_output_layer(diag: pyte
     """)
     result = diag.runpytest("-p", "no:cacheprovider", "--junitxml", "junit.xml", "--softmax-report", "r.json")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["FAILED test_user.py::test_model: output 'probs' *; layer at fault: "
-                                 "zero_temperature/temperature (Lambda)"])
+    result.stdout.fnmatch_lines([("FAILED test_user.py::test_model: output 'probs' *; layer at fault: "
+                                 "zero_temperature/temperature (Lambda)")])
     (check,) = json.loads((diag.path / "r.json").read_text())["checks"]
     assert check["layer_at_fault"] == "zero_temperature/temperature (Lambda)"
     (case,) = ET.parse(diag.path / "junit.xml").iter("testcase")
@@ -172,8 +172,8 @@ def test_closest_pass_names_the_check_nearest_its_tolerance(diag: pytest.Pyteste
     """)
     result = diag.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["3 checks, 3 passed; closest pass: test_user.py::test_near at 0.0003 of tolerance "
-                                 "0.0005 (-v lists passed checks)"])
+    result.stdout.fnmatch_lines([("3 checks, 3 passed; closest pass: test_user.py::test_near at 0.0003 of tolerance "
+                                 "0.0005 (-v lists passed checks)")])
 
 
 @pytest.mark.parametrize("content", [b"id,score\n1,0.5\n", b"\xff\xfe\x00binary", b"[1, 2]", b""],
@@ -185,8 +185,9 @@ def test_a_foreign_file_at_the_report_path_is_refused_and_left_unchanged(pyteste
     pytester.makepyfile("def test_nothing(): pass")
     result = pytester.runpytest("-p", "no:cacheprovider", "--softmax-report", "results.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: pytest-softmax: --softmax-report results.json: the file exists and is not "
+    result.stderr.fnmatch_lines([("ERROR: pytest-softmax: --softmax-report results.json: the file exists and is not "
                                  "a pytest-softmax report; the plugin never overwrites other files: remove it or "
-                                 "choose another path"])
+                                 "choose another path")])
     assert foreign.read_bytes() == content
-    assert sorted(p.name for p in pytester.path.iterdir()) == ["results.json", "test_a_foreign_file_at_the_report_path_is_refused_and_left_unchanged.py"]
+    assert [p.name for p in pytester.path.iterdir() if p.suffix == ".json" or p.name.startswith(".")] == [
+        "results.json"]  # no temporary file left behind either
