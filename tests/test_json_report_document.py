@@ -107,3 +107,19 @@ def test_a_report_path_that_is_a_directory_stops_pytest_at_start_up(pytester: py
 def test_the_report_option_is_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*--softmax-report=PATH*", "*write every softmax check of the run to PATH as*"])
+
+
+def test_an_earlier_report_of_the_plugin_is_replaced_and_another_tool_s_json_is_not(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_plain(): pass")
+    earlier = pytester.path / "r.json"
+    earlier.write_text('{"version": 1, "tool": "pytest-softmax", "checks": [{"nodeid": "stale"}]}', encoding="utf-8")
+    pytester.runpytest("-p", "no:cacheprovider", "--softmax-report", "r.json").assert_outcomes(passed=1)
+    assert load(earlier)["checks"] == [] and "created" in load(earlier)
+
+    other = pytester.path / "other.json"
+    other.write_text('{"version": 1, "tool": "pytest-other", "checks": []}', encoding="utf-8")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--softmax-report", "other.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert load(other) == {"version": 1, "tool": "pytest-other", "checks": []}
