@@ -6,6 +6,7 @@ NaN/Inf check that lets infinity through)."""
 from __future__ import annotations
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -23,7 +24,15 @@ from pytest_softmax.core.invariants import (
     violations_of,
 )
 from pytest_softmax.core.kinds import NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE
-from pytest_softmax.settings import SettingError, load_session_settings, parse_tolerance
+from pytest_softmax.settings import (
+    SettingError,
+    load_session_settings,
+    parse_bool,
+    parse_marker,
+    parse_positive_int,
+    parse_tolerance,
+    unknown_ini_key_error,
+)
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -249,3 +258,48 @@ def test_infinite_tolerances_stop_pytest_at_start_up(pytester: pytest.Pytester, 
     result = pytester.runpytest("-p", "no:cacheprovider", *([flag] if flag else []))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: pytest-softmax: {expected}"])
+
+
+# --- the other setting parsers ---------------------------------------------------
+
+
+def test_whole_numbers_accept_integral_spellings_only() -> None:
+    assert [parse_positive_int(v) for v in ("3", " 7 ", 4, 5.0)] == [3, 7, 4, 5]
+    for bad, message in [(2.5, "2.5 is not a whole number"), ("x", "'x' is not a whole number; use an integer >= 1"),
+                         (0, "0 must be at least 1"), ("-2", "'-2' must be at least 1"), (True, "True is not a whole")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_positive_int(bad)
+
+
+def test_booleans_accept_the_usual_ini_spellings() -> None:
+    assert [parse_bool(v) for v in ("1", "true", " Yes ", "ON", True)] == [True] * 5
+    assert [parse_bool(v) for v in ("0", "False", "no", "off ", False)] == [False] * 5
+    with pytest.raises(ValueError, match="'maybe' is not a boolean; use true or false"):
+        parse_bool("maybe")
+
+
+def test_marker_outputs_are_names_indices_or_lists_of_them() -> None:
+    assert parse_marker((), {"outputs": ["probs", 1]}).outputs == ("probs", 1)
+    assert parse_marker((), {"outputs": ("probs",)}).outputs == ("probs",)
+    assert parse_marker((), {"outputs": "probs"}).outputs == "probs"
+    assert parse_marker((), {"outputs": 0}).outputs == 0
+    assert parse_marker((), {"safe_mode": False}).safe_mode is False
+    for bad in (True, [True], 1.5, ["probs", None], {"probs": 1}):
+        with pytest.raises(SettingError, match="outputs=.* is not an output name, an index, or a list of them"):
+            parse_marker((), {"outputs": bad})
+    with pytest.raises(SettingError, match=r"safe_mode='no' is not True or False"):
+        parse_marker((), {"safe_mode": "no"})
+    with pytest.raises(SettingError, match=r"axis=1.0 is not an integer axis; use e.g. axis=-1"):
+        parse_marker((), {"axis": 1.0})
+    with pytest.raises(SettingError, match=r"takes at most one positional argument \(the model\), got 2"):
+        parse_marker(("a", "b"), {})
+
+
+def test_an_unknown_ini_key_suggests_the_closest_one_and_lists_the_per_dtype_keys() -> None:
+    message = str(unknown_ini_key_error("softmax_atol_float8", "1e-3", "tox.ini"))
+    assert message.startswith("unknown ini key softmax_atol_float8 = '1e-3' in tox.ini; did you mean "
+                              "softmax_atol_float64? per-dtype tolerances exist for softmax_atol_float16, "
+                              "softmax_atol_bfloat16, softmax_atol_float32, softmax_atol_float64; all keys: "
+                              "softmax_atol, softmax_rtol, softmax_max_examples")
+    far = str(unknown_ini_key_error("softmax_zzz", 1, None))
+    assert far.startswith("unknown ini key softmax_zzz = 1; per-dtype") and "did you mean" not in far
