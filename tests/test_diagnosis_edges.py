@@ -191,3 +191,12 @@ def test_a_foreign_file_at_the_report_path_is_refused_and_left_unchanged(pyteste
     assert foreign.read_bytes() == content
     assert [p.name for p in pytester.path.iterdir() if p.suffix == ".json" or p.name.startswith(".")] == [
         "results.json"]  # no temporary file left behind either
+
+
+def test_a_softmax_over_two_axes_checked_along_one_names_both_axes() -> None:
+    model = keras.Sequential([keras.Input((3, 4)), keras.layers.Softmax(axis=(1, 2), name="both")], name="two_axes")
+    report = failing_report(model, max_examples=3)
+    assert report.layer_at_fault == "two_axes/both (Softmax)"
+    assert any("Softmax 'two_axes/both' normalizes over axis (1, 2) but the output is checked along axis -1: make "
+               "the softmax run over the class axis (e.g. Softmax(axis=-1)) or check with axis=1" in line
+               for line in report.diagnosis), report.diagnosis
