@@ -200,3 +200,15 @@ def test_a_softmax_over_two_axes_checked_along_one_names_both_axes() -> None:
     assert any("Softmax 'two_axes/both' normalizes over axis (1, 2) but the output is checked along axis -1: make "
                "the softmax run over the class axis (e.g. Softmax(axis=-1)) or check with axis=1" in line
                for line in report.diagnosis), report.diagnosis
+
+
+def test_a_model_input_added_after_the_softmax_is_traced_back_past_the_input() -> None:
+    """The layer after the softmax also takes the model's input: the walk
+    back to the softmax must step over the input, which is no layer."""
+    x = keras.Input((5,), name="x")
+    probs = keras.layers.Dense(5, activation="softmax", name="probs")(x)
+    model = keras.Model(x, keras.layers.Add(name="plus_input")([x, probs]), name="residual")
+    report = failing_report(model, max_examples=3)
+    assert report.layer_at_fault == "residual/plus_input (Add)"
+    assert any(line.startswith("Add 'residual/plus_input' comes after the softmax Dense 'residual/probs' and changes "
+                               "its row sums") for line in report.diagnosis), report.diagnosis
