@@ -212,3 +212,12 @@ def test_a_model_input_added_after_the_softmax_is_traced_back_past_the_input() -
     assert report.layer_at_fault == "residual/plus_input (Add)"
     assert any(line.startswith("Add 'residual/plus_input' comes after the softmax Dense 'residual/probs' and changes "
                                "its row sums") for line in report.diagnosis), report.diagnosis
+
+
+def test_a_layer_is_within_the_tolerance_up_to_and_including_it() -> None:
+    """The diagnosis judges a layer's sums as the check judges rows: an
+    error equal to the tolerance passes, NaN never does."""
+    from pytest_softmax.core.diagnosis.table import within
+
+    assert within(1e-6, 1e-6) and within(0.0, 0.0) and not within(1.5e-6, 1e-6)
+    assert not within(float("nan"), 1.0)
