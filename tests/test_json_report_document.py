@@ -123,3 +123,21 @@ def test_an_earlier_report_of_the_plugin_is_replaced_and_another_tool_s_json_is_
     result = pytester.runpytest("-p", "no:cacheprovider", "--softmax-report", "other.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert load(other) == {"version": 1, "tool": "pytest-other", "checks": []}
+
+
+def test_without_hypothesis_pytest_plugin_the_seed_and_profile_are_null(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--softmax-report", "r.json")
+    result.assert_outcomes(passed=1)
+    settings = load(pytester.path / "r.json")["settings"]
+    assert settings["hypothesis_seed"] is None and settings["hypothesis_profile"] is None
+
+
+def test_a_source_tree_without_installed_metadata_reports_an_unknown_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_softmax.plugin import json_report
+
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    assert json_report.build([], {}, 0)["tool_version"] == "unknown"
