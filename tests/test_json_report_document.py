@@ -141,3 +141,17 @@ def test_a_source_tree_without_installed_metadata_reports_an_unknown_version(mon
 
     monkeypatch.setattr(metadata, "version", not_installed)
     assert json_report.build([], {}, 0)["tool_version"] == "unknown"
+
+
+def test_a_document_holding_nan_is_refused_and_the_previous_report_kept(tmp_path: Path) -> None:
+    """JSON has no NaN: writing one would give readers a file they cannot
+    parse, so the write fails and leaves the earlier report as it was."""
+    from pytest_softmax.plugin import json_report
+
+    target = tmp_path / "r.json"
+    json_report.write_atomic(target, {"tool": "pytest-softmax", "checks": []})
+    before = target.read_text(encoding="utf-8")
+    with pytest.raises(ValueError):
+        json_report.write_atomic(target, {"tool": "pytest-softmax", "worst_error": float("nan")})
+    assert target.read_text(encoding="utf-8") == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
