@@ -221,3 +221,14 @@ def test_a_layer_is_within_the_tolerance_up_to_and_including_it() -> None:
 
     assert within(1e-6, 1e-6) and within(0.0, 0.0) and not within(1.5e-6, 1e-6)
     assert not within(float("nan"), 1.0)
+
+
+def test_identical_rows_of_a_gated_cell_are_reported_as_one_sum() -> None:
+    import re
+
+    import model_zoo
+
+    report = failing_report(model_zoo.lstm_softmax(), inputs=np.ones((4, 3, 2), dtype="float32"))
+    line = next(line for line in report.diagnosis if "applies softmax inside its recurrent cell" in line)
+    assert re.search(r"so rows sum to \d\.\d\d here, not 1; use LSTM\(3\) followed by Dense\(3, "
+                     r"activation='softmax'\)", line), line
