@@ -303,3 +303,9 @@ def test_an_unknown_ini_key_suggests_the_closest_one_and_lists_the_per_dtype_key
                               "softmax_atol, softmax_rtol, softmax_max_examples")
     far = str(unknown_ini_key_error("qqq", 1, None))
     assert far.startswith("unknown ini key qqq = 1; per-dtype") and "did you mean" not in far
+
+
+def test_rows_over_zero_classes_sum_to_zero_and_fail() -> None:
+    check = check_batch(np.zeros((3, 0)), -1, 1e-6)
+    assert (check.rows, check.n_classes, check.unnormalized_rows, check.out_of_range_rows) == (3, 0, 3, 0)
+    assert check.worst_error == 1.0 and not check.passed
