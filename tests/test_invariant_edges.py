@@ -309,3 +309,8 @@ def test_rows_over_zero_classes_sum_to_zero_and_fail() -> None:
     check = check_batch(np.zeros((3, 0)), -1, 1e-6)
     assert (check.rows, check.n_classes, check.unnormalized_rows, check.out_of_range_rows) == (3, 0, 3, 0)
     assert check.worst_error == 1.0 and not check.passed
+
+
+def test_a_non_integer_class_count_names_its_type() -> None:
+    with pytest.raises(TypeError, match=r"n_classes must be an integer, got float 2\.5"):
+        default_tolerance("float32", 2.5)  # type: ignore[arg-type]
