@@ -65,3 +65,10 @@ CI_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "C
 def _default_hypothesis_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in CI_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # An in-process pytester run with --hypothesis-seed sets Hypothesis'
+    # process-wide forced seed (which also turns the example database off)
+    # and never unsets it: undo that after each test, or every later search
+    # in this process would run from that seed.
+    import hypothesis.core
+
+    monkeypatch.setattr(hypothesis.core, "global_force_seed", hypothesis.core.global_force_seed)

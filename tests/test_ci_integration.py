@@ -385,11 +385,14 @@ def test_replaying_a_failure_with_its_seed_reproduces_it(pytester: pytest.Pytest
 
     def failure_lines(result: pytest.RunResult) -> list[str]:
         """The report from its headline down to the replay line (the seed
-        differs between runs only when none is given)."""
+        differs between runs only when none is given).  How many examples
+        ran is left out: the first run keeps Hypothesis' example database,
+        whose target front can cost an extra example, while a forced seed
+        replays without it, as in Hypothesis."""
         lines = result.outlines
         start = next(i for i, line in enumerate(lines) if line.startswith("softmax invariant violated"))
         end = next(i for i, line in enumerate(lines) if line.startswith("  replay: "))
-        return lines[start:end]
+        return [re.sub(r"; \d+ rows checked in \d+ examples", "", line) for line in lines[start:end]]
 
     # A fresh process in a folder without an example database, as on another
     # machine: the seed alone must reproduce the failure.

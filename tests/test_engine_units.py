@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import find, settings
-from hypothesis import strategies as st
+from hypothesis import find, given, settings
 
 from pytest_softmax import SoftmaxInvariantError, SoftmaxReport, check_softmax, default_tolerance
 from pytest_softmax.adapters.base import InputSpec
+from pytest_softmax.core.inputs.batches import GeneratedBatch
 from pytest_softmax.core.inputs.recipes import ArrayRecipe
 from pytest_softmax.core.inputs.strategies import generated_batches
 from pytest_softmax.core.invariants import check_batch
@@ -100,11 +100,30 @@ class TestRecipes:
         assert np.array_equal(first, recipe.expand((8, 5, 3), "float32"))
         assert first.dtype == np.float32 and first.reshape(-1)[7] == np.float32(1e4)
 
-    def test_integer_recipes_stay_in_range(self) -> None:
-        spec = InputSpec("ids", (12,), "int32", low=0, high=100)
-        batches = st.lists(generated_batches([spec], 16), min_size=20, max_size=20)
-        for batch in find(batches, lambda _: True, settings=settings(database=None)):
-            assert 0 <= batch.arrays[0].min() and batch.arrays[0].max() < 100
+    @pytest.mark.parametrize(("dtype", "low", "high", "valid"), [
+        ("int32", 0, 100, (0, 99)),
+        ("int32", 5, 17, (5, 16)),
+        ("int8", 0, 1000, (0, 127)),  # narrowed to what the dtype holds
+    ])
+    def test_integer_recipes_stay_in_range(self, dtype: str, low: int, high: int, valid: tuple[int, int]) -> None:
+        """Every pattern (not only the all-``low`` array a search starts from)
+        stays within ``[low, high)``, and the edges pattern reaches both ends."""
+        spec = InputSpec("ids", (12,), dtype, low=low, high=high)
+        seen: dict[str, set[int]] = {}
+
+        @settings(max_examples=150, database=None, deadline=None)
+        @given(generated_batches([spec], 16))
+        def stays_in_range(batch: GeneratedBatch) -> None:
+            (ids,), (recipe,) = batch.arrays, batch.recipes
+            assert ids.dtype == np.dtype(dtype) and ids.shape == (16, 12)
+            assert valid[0] <= ids.min() and ids.max() <= valid[1]
+            assert recipe is not None and recipe.integer
+            seen.setdefault(recipe.pattern, set()).update(np.unique(ids).tolist())
+
+        stays_in_range()
+        assert set(seen) == {"constant", "uniform", "edges"}
+        assert set(valid) <= seen["edges"]
+        assert len(seen["uniform"]) > 2
 
     def test_a_failure_shrinks_to_a_one_line_recipe(self) -> None:
         spec = InputSpec("x", (6,), "float32")

@@ -116,8 +116,9 @@ def _check_with_nonfinite(values: np.ndarray, finite: np.ndarray, tolerance: flo
         range_excess=float(excess.max(initial=0.0)),
         out_of_range_rows=int((excess > tolerance).sum()),
         unnormalized_rows=int((np.isfinite(errors) & (errors > tolerance)).sum()),
-        min_value=float(clean.min(initial=np.inf)) if clean.size else 0.0,
-        max_value=float(clean.max(initial=-np.inf)) if clean.size else 0.0,
+        # Over the finite values only: the zeros standing in for NaN/Inf are not output values.
+        min_value=float(values[finite].min()) if finite.any() else 0.0,
+        max_value=float(values[finite].max()) if finite.any() else 0.0,
         tolerance=tolerance,
     )
 

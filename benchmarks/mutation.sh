@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Mutation testing of the engine's core modules with mutmut 3.
+#
+#   benchmarks/mutation.sh [--fresh] [MODULE ...]
+#
+# MODULE is any of: invariants tolerance settings search database diagnosis
+# json_report (default: all of them).  --fresh deletes mutmut's cache
+# (mutants/) first: do that after merging other branches, so that no result
+# of a mutant of older code is reused.  MUTMUT names the mutmut executable
+# (default: the one next to the python on PATH); MAX_CHILDREN the parallel
+# workers (default 2).
+#
+# Which files are mutated and which tests run is configured in [tool.mutmut]
+# in pyproject.toml; benchmarks/MUTATION.md holds the score and explains every
+# surviving mutant.  In search.py only the seed, example-database and
+# worst-error logic is mutated (the rest of the search is exercised by the
+# model tests, which are too slow to run once per mutant).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MUTMUT=${MUTMUT:-$(dirname "$(command -v python)")/mutmut}
+MAX_CHILDREN=${MAX_CHILDREN:-2}
+# mutmut puts its mutated copy (mutants/) first on sys.path; a PYTHONPATH
+# pointing at the source tree would load the unmutated package instead.
+unset PYTHONPATH
+
+if [[ ${1:-} == --fresh ]]; then
+    rm -rf mutants
+    shift
+fi
+
+declare -A PATTERNS=(
+    [invariants]="pytest_softmax.core.invariants.*"
+    [tolerance]="pytest_softmax.tolerance.*"
+    [settings]="pytest_softmax.settings.*"
+    [search]="pytest_softmax.core.search.x__search__mutmut_* pytest_softmax.core.search.x__search_seed__mutmut_* pytest_softmax.core.search.x__search_settings__mutmut_* pytest_softmax.core.search.x__default_namespace__mutmut_* pytest_softmax.core.search.xǁ_OutputTrackerǁadd__mutmut_*"
+    [database]="pytest_softmax.core.database.*"
+    [diagnosis]="pytest_softmax.core.diagnosis.*"
+    [json_report]="pytest_softmax.plugin.json_report.*"
+)
+modules=("$@")
+if [[ ${#modules[@]} -eq 0 ]]; then
+    modules=(invariants tolerance settings search database diagnosis json_report)
+fi
+selected=()
+for module in "${modules[@]}"; do
+    [[ -n ${PATTERNS[$module]:-} ]] || { echo "unknown module $module; known: ${!PATTERNS[*]}" >&2; exit 2; }
+    read -r -a globs <<< "${PATTERNS[$module]}"
+    selected+=("${globs[@]}")
+done
+
+"$MUTMUT" run --max-children "$MAX_CHILDREN" "${selected[@]}" > mutants.log 2>&1 || {
+    tail -50 mutants.log >&2; exit 1; }
+"$(dirname "$MUTMUT")/python" benchmarks/mutation_score.py "${selected[@]}"
