@@ -3,6 +3,11 @@
 Everything is measured side by side in one run and reported as medians over
 repeats, with ratios, because the machine this runs on is usually shared:
 
+* first check vs floor: a check of a *fresh* model (its trace included,
+  N = 100) against the floor of a fresh model: its trace, its first call and
+  N - 1 more compiled passes; and the same model checked again, per example,
+  against one compiled pass (issue 13's two ratios), on the small LSTM and on
+  MobileNetV3Small;
 * check vs floor: ``check_softmax(model, max_examples=N, batch_size=32)`` per
   example against the *floor*, a compiled ``tf.function`` forward pass over
   pre-made batches of the same shape; the one-time cost (tracing) apart;
@@ -57,7 +62,7 @@ from pytest_softmax.adapters.base import InputSpec
 from pytest_softmax.core.inputs.strategies import generated_batches
 
 BATCH = 32
-SECTIONS = ("check", "naive", "large", "tracing", "memory", "scale")
+SECTIONS = ("first", "check", "naive", "large", "tracing", "memory", "scale")
 
 # No example database: a benchmark must not replay or store examples.
 settings.register_profile("softmax-bench", database=None)
@@ -147,6 +152,41 @@ def bench_check(table: Table, opts: argparse.Namespace, floors: dict[str, float]
         table.add(f"check vs floor, {name} (N={n}, batch {BATCH})",
                   f"{ms(c)}/example vs {ms(f)}/batch = {c / f:.2f}×", target)
         table.add(f"one-time cost of the first check, {name} (tracing)", ms(max(one_time - c, 0.0)))
+
+
+def fresh_floor(build: Callable[[], keras.Model], n: int) -> float:
+    """A fresh model's trace + first call + ``n - 1`` compiled passes: the
+    least a first check of ``n`` examples can cost."""
+    model = build()
+    shape = (BATCH, *model.input_shape[1:])
+    data = [np.random.default_rng(i).standard_normal(shape, dtype=np.float32) for i in range(2)]
+    started = time.perf_counter()
+    forward = tf.function(lambda x: model(x, training=False),
+                          input_signature=[tf.TensorSpec((None, *shape[1:]), tf.float32)]).get_concrete_function()
+    for i in range(n):
+        np.asarray(forward(tf.convert_to_tensor(data[i % 2])))
+    return time.perf_counter() - started
+
+
+def bench_first(table: Table, opts: argparse.Namespace) -> None:
+    for name, build in MODELS.items():
+        big = name == "MobileNetV3Small"
+        n, repeats = (opts.n_first_big, opts.repeats_big) if big else (100, opts.repeats)
+        fresh_floor(build, 2)  # TensorFlow warm: neither side pays its first-use cost
+        check_softmax(build(), max_examples=2, batch_size=BATCH)
+        firsts, floors, agains, passes = [], [], [], []
+        for _ in range(repeats):  # interleaved, so both see the same machine load
+            floors.append(fresh_floor(build, n))
+            model = build()
+            firsts.append(timed(check_softmax, model, max_examples=n, batch_size=BATCH))
+            agains.append(check_per_example(model, n))
+            passes.append(Floor(model).per_batch(n))
+        first, floor = statistics.median(firsts), statistics.median(floors)
+        again, one_pass = statistics.median(agains), statistics.median(passes)
+        table.add(f"first check of a fresh {name}, N={n}, vs trace + first call + {n - 1} passes",
+                  f"{ms(first)} vs {ms(floor)} = {first / floor:.2f}×", "≤ 1.25×" if big else "≤ 1.5×")
+        table.add(f"the same {name} checked again, per example vs one compiled pass",
+                  f"{ms(again)} vs {ms(one_pass)} = {again / one_pass:.2f}×", "≤ 1.1×" if big else "≤ 1.3×")
 
 
 def naive_loop(model: keras.Model, n: int) -> None:
@@ -291,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     opts.repeats_memory = 1 if quick else 3
     opts.n_small = 100 if quick else 200
     opts.n_big = 20 if quick else 100
+    opts.n_first_big = 20 if quick else 100
     opts.n_memory = 10 if quick else 20
     opts.n_large = 15 if quick else 40
     opts.scale = (10, 100, 300) if quick else (10, 100, 1000)
@@ -302,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}", flush=True)
     table, floors = Table(), {}
     runners: dict[str, Callable[[], None]] = {
+        "first": lambda: bench_first(table, opts),
         "check": lambda: bench_check(table, opts, floors),
         "naive": lambda: bench_naive(table, opts),
         "large": lambda: bench_large(table, opts, floors),
