@@ -20,6 +20,7 @@ check of softmax sites during the search runs compiled.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -43,26 +44,34 @@ class BackendRecorder(Recorder):
         # Per layer call being run, the (op, input) of each softmax/exp it
         # called itself (not inside a nested recorded call): the eager
         # counterpart of the TensorFlow probe's graph walk.
-        self.frames: list[list[tuple[str, Any]]] = []
+        # A recurrent layer's frame is closed (None): its cell's softmax runs
+        # inside the backend's loop (traced under JAX's scan), and the
+        # TensorFlow probe does not open built-in RNNs either.
+        self.frames: list[list[tuple[str, Any]] | None] = []
         self.finished: list[tuple[str, Any]] = []
 
     def wrap(self, path: str, layer: Any, original: Callable[..., Any]) -> Callable[..., Any]:
         if not self.find_softmax_inputs:
             return super().wrap(path, layer, original)
 
+        import keras
+
+        closed = isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.frames.append([])
+            self.frames.append(None if closed else [])
             try:
                 out = original(*args, **kwargs)
             finally:
-                self.finished = self.frames.pop()
+                self.finished = self.frames.pop() or []
             self.record(path, layer, args, kwargs, out)
             return out
         return call
 
     def saw(self, op: str, tensor: Any) -> None:
-        if self.frames:
-            self.frames[-1].append((op, tensor))
+        frame = self.frames[-1] if self.frames else None
+        if frame is not None and not _traced_value(tensor):
+            frame.append((op, tensor))
 
     def _softmax_input(self, tensor: Any) -> tuple[str, Any] | None:
         """The input of the last softmax (else of the last exp) this call
@@ -163,6 +172,13 @@ class BackendProbe(KerasProbe):
         result: list[np.ndarray] = traced.function(backends.feed_arrays(inputs, [d for _, d in
                                                                                 self.adapter.signature()]))
         return result
+
+
+def _traced_value(tensor: Any) -> bool:
+    """A JAX tracer (inside a ``scan`` or ``jit`` a layer runs): it has no
+    value to return from the eager probe."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(tensor, jax.core.Tracer)
 
 
 @contextmanager
