@@ -154,13 +154,15 @@ def test_a_second_violation_comes_after_the_cause(diag: pytest.Pytester) -> None
 def test_weights_are_checked_before_any_input_is_tried(diag: pytest.Pytester) -> None:
     # The forward pass alone looks healthy: graph-mode TensorFlow fuses
     # MatMul+ReLU and turns the NaN kernel's output into 0.
+    import keras
     import numpy as np
     from diagnosis_zoo import diverged_weights
 
     from pytest_softmax.adapters.keras.adapter import KerasModelAdapter
 
     outputs = KerasModelAdapter(diverged_weights()).forward([np.ones((2, 6), "float32")])
-    assert np.isfinite(outputs[0]).all()
+    if keras.backend.backend() == "tensorflow":  # JAX and torch give NaN there: the weights still come first
+        assert np.isfinite(outputs[0]).all()
     result = run(diag, "diagnosis_zoo.diverged_weights")
     result.assert_outcomes(failed=1)
     assert json_check(diag)["examples"] == 0
@@ -207,6 +209,8 @@ def test_allow_masked_rows_with_nothing_left_to_check_is_an_error() -> None:
         check_softmax(pointer_softmax(), inputs=np.zeros((4, 5), "int32"), allow_masked_rows=True)
 
 
+# TensorFlow-only by design: SavedModel directories load only on the TensorFlow backend.
+@pytest.mark.tensorflow_only
 def test_a_saved_model_with_diverged_weights_fails(diag: pytest.Pytester) -> None:
     # Its serving signature returns finite, uniform rows: the fused
     # MatMul+ReLU hides the NaN kernel.

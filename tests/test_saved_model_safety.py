@@ -45,6 +45,8 @@ def _python_callback(path: Path) -> Path:
     return _save(module, serve, path)
 
 
+# TensorFlow-only by design: SavedModel directories load only on the TensorFlow backend.
+@pytest.mark.tensorflow_only
 def test_a_saved_model_that_writes_files_is_refused_before_it_runs(tmp_path: Path) -> None:
     target = tmp_path / "side_effect.txt"
     path = _writer(tmp_path / "writer", target)
@@ -60,17 +62,23 @@ def test_a_saved_model_that_writes_files_is_refused_before_it_runs(tmp_path: Pat
     assert target.read_text() == "written by the model"
 
 
+# TensorFlow-only by design: SavedModel directories load only on the TensorFlow backend.
+@pytest.mark.tensorflow_only
 def test_a_saved_model_calling_back_into_python_is_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(SoftmaxSetupError, match=r"op EagerPyFunc \(node .*\), which calls back into Python"):
         check_softmax(_python_callback(tmp_path / "pyfunc"), max_examples=2)
 
 
+# TensorFlow-only by design: SavedModel directories load only on the TensorFlow backend.
+@pytest.mark.tensorflow_only
 def test_a_plain_exported_keras_model_is_not_refused(tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     model.export(str(tmp_path / "exported"), verbose=False)
     assert check_softmax(tmp_path / "exported", max_examples=2).passed
 
 
+# TensorFlow-only by design: SavedModel directories load only on the TensorFlow backend.
+@pytest.mark.tensorflow_only
 def test_a_model_item_for_such_a_saved_model_is_refused_and_told_the_flag(
     pytester: pytest.Pytester, tmp_path: Path,
 ) -> None:

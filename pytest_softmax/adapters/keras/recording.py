@@ -20,7 +20,9 @@ check of softmax sites during the search runs compiled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ import numpy as np
 from ...core.probing import LayerSite
 from . import backends
 from .forward import ModelForward
+from .numpy_values import to_numpy
 from .probe import _PROBES, KerasProbe, Recorder, _Traced, recording_calls
 
 
@@ -38,6 +41,46 @@ class BackendRecorder(Recorder):
         super().__init__(keep)
         self.concrete = concrete
         self.known: dict[int, Any] = {}  # keeps every keyed tensor alive, so ids stay unique
+        # Per layer call being run, the (op, input) of each softmax/exp it
+        # called itself (not inside a nested recorded call): the eager
+        # counterpart of the TensorFlow probe's graph walk.
+        # A recurrent layer's frame is closed (None): its cell's softmax runs
+        # inside the backend's loop (traced under JAX's scan), and the
+        # TensorFlow probe does not open built-in RNNs either.
+        self.frames: list[list[tuple[str, Any]] | None] = []
+        self.finished: list[tuple[str, Any]] = []
+
+    def wrap(self, path: str, layer: Any, original: Callable[..., Any]) -> Callable[..., Any]:
+        if not self.find_softmax_inputs:
+            return super().wrap(path, layer, original)
+
+        import keras
+
+        closed = isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.frames.append(None if closed else [])
+            try:
+                out = original(*args, **kwargs)
+            finally:
+                self.finished = self.frames.pop() or []
+            self.record(path, layer, args, kwargs, out)
+            return out
+        return call
+
+    def saw(self, op: str, tensor: Any) -> None:
+        frame = self.frames[-1] if self.frames else None
+        if frame is not None and not _traced_value(tensor):
+            frame.append((op, tensor))
+
+    def _softmax_input(self, tensor: Any) -> tuple[str, Any] | None:
+        """The input of the last softmax (else of the last exp) this call
+        ran itself: the one nearest its output, as the graph walk finds."""
+        for wanted in ("softmax", "exp"):
+            for op, fed in reversed(self.finished):
+                if op == wanted:
+                    return op, fed
+        return None
 
     def tensors_in(self, structure: Any) -> list[Any]:
         import keras
@@ -70,17 +113,15 @@ class BackendRecorder(Recorder):
     def _cast_from(self, tensor: Any) -> str | None:
         """The producer of the latest known tensor that ``tensor`` is a cast
         (or copy) of."""
-        import keras
-
         try:
-            value = keras.ops.convert_to_numpy(tensor)
+            value = to_numpy(tensor)
         except Exception:  # noqa: BLE001 - not a concrete value
             return None
         for key in reversed(list(self.producer_of)):
             other = self.known.get(key)
             if other is None or tuple(other.shape) != value.shape:
                 continue
-            candidate = keras.ops.convert_to_numpy(other)
+            candidate = to_numpy(other)
             if np.array_equal(candidate.astype(value.dtype), value, equal_nan=True):
                 return self.producer_of[key]
         return None
@@ -108,15 +149,18 @@ class BackendProbe(KerasProbe):
 
         def recorded(*flat: Any) -> list[Any]:
             recorder = BackendRecorder(keep, concrete=not compiled)
+            # Only the eager diagnosis probe (every layer) pays for the softmax inputs.
+            recorder.find_softmax_inputs = not compiled
             tensors = [keras.ops.convert_to_tensor(x, dtype=d) for x, d in zip(flat, dtypes)]
             for name, tensor in zip(names, tensors):
                 recorder.producer_of[recorder.key(tensor)] = f"input {name!r}"
-            with recording_calls(self.model, recorder):
+            with recording_calls(self.model, recorder), _softmax_calls_seen(recorder):
                 outputs = run(*tensors)
             traced.output_producers = [recorder.producer(t) for t in outputs]
             traced.n_outputs = len(outputs)
             traced.sites = [site for site, _ in recorder.recorded]
-            return [*outputs, *(t for _, t in recorder.recorded)]
+            traced.softmax_inputs = tuple((index, op) for index, op, _ in recorder.softmax_inputs)
+            return [*outputs, *(t for _, t in recorder.recorded), *(t for _, _, t in recorder.softmax_inputs)]
 
         backend = backends.current()
         first = (backend.compiled(self.model, recorded, self.adapter.signature()) if compiled
@@ -128,3 +172,39 @@ class BackendProbe(KerasProbe):
         result: list[np.ndarray] = traced.function(backends.feed_arrays(inputs, [d for _, d in
                                                                                 self.adapter.signature()]))
         return result
+
+
+def _traced_value(tensor: Any) -> bool:
+    """A JAX tracer (inside a ``scan`` or ``jit`` a layer runs): it has no
+    value to return from the eager probe."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(tensor, jax.core.Tracer)
+
+
+@contextmanager
+def _softmax_calls_seen(recorder: BackendRecorder) -> Iterator[None]:
+    """While the block runs, let ``recorder`` see the input of every softmax
+    and exp Keras computes (``keras.ops``/``keras.activations``/the
+    ``Softmax`` layer all reach the backend's ``nn.softmax`` and
+    ``numpy.exp``); put back however the block ends."""
+    if not recorder.find_softmax_inputs:
+        yield
+        return
+    from keras.src import backend
+
+    patched = [(backend.nn, "softmax"), (backend.numpy, "exp")]
+    originals = [getattr(module, name) for module, name in patched]
+
+    def seeing(op: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        def seen(x: Any, *args: Any, **kwargs: Any) -> Any:
+            recorder.saw(op, x)
+            return original(x, *args, **kwargs)
+        return seen
+
+    try:
+        for (module, name), original in zip(patched, originals):
+            setattr(module, name, seeing(name, original))
+        yield
+    finally:
+        for (module, name), original in zip(patched, originals):
+            setattr(module, name, original)

@@ -43,6 +43,9 @@ def _variables_of(model: Any) -> list[Any]:
     keras_global = _keras_global_seed_generator()
     if keras_global is not None:
         found.append(keras_global.state)
+    from .stateful import carried_state_variables
+
+    found += [v for v in carried_state_variables(model) if not any(v is w for w in found)]
     return found
 
 
@@ -73,9 +76,9 @@ def _functions_run_eagerly() -> bool:
 
 
 def _value(variable: Any) -> np.ndarray:
-    import keras
+    from .numpy_values import to_numpy
 
-    return np.array(keras.ops.convert_to_numpy(variable.value), copy=True)
+    return np.array(to_numpy(variable.value), copy=True)
 
 
 def _take(model: Any) -> _Snapshot:

@@ -25,3 +25,19 @@ def stateful_layers(model: Any) -> list[tuple[str, str]]:
             continue
         stack.extend(getattr(layer, "layers", None) or [])
     return found
+
+
+def carried_state_variables(model: Any) -> list[Any]:
+    """The variables of every ``stateful=True`` layer, nested ones included
+    (an RNN's ``states`` are not among the model's variables on JAX)."""
+    import keras
+
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is None:  # not a Keras model (a SavedModel's wrapper)
+        return []
+    found: list[Any] = []
+    for layer in flatten(include_self=False):
+        if getattr(layer, "stateful", False) is True:
+            states = getattr(layer, "states", None) or []
+            found.extend(v for v in [*layer.non_trainable_variables, *states] if isinstance(v, keras.Variable))
+    return found

@@ -58,8 +58,11 @@ def _check(variable: Any, path: str, layer_class: str, trainable: bool,
            name: str | None = None) -> NonFiniteWeight | None:
     import keras
 
+    from .numpy_values import to_numpy
+
     try:
-        values = np.asarray(keras.ops.convert_to_numpy(variable))
+        # A torch tensor's own route to numpy (Keras' warns under numpy 2).
+        values = to_numpy(variable.value if isinstance(variable, keras.Variable) else variable)
     except Exception:  # noqa: BLE001 - a variable that cannot be read is not this check's business
         return None
     if not can_be_nonfinite(values.dtype) or values.size == 0:

@@ -83,3 +83,4 @@ def feed_arrays(inputs: Sequence[np.ndarray], dtypes: Sequence[str]) -> list[np.
         except TypeError:  # a dtype numpy does not know (bfloat16): Keras converts it
             fed.append(array)
     return fed
+

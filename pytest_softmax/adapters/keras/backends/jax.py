@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..stateful import carried_state_variables
 from . import Forward, RunFunction, feed_arrays
 
 
@@ -33,10 +34,17 @@ class JaxBackend:
                 # A model that creates its variables on its first call must
                 # create them outside the trace, or they would hold tracers.
                 run(*inputs)
+            # A stateful RNN's states are not among model.variables on JAX:
+            # passed in too, or the trace would hold their first values.
+            carried = carried_state_variables(model)
             variables = list(model.variables)
+            variables += [v for v in carried if not any(v is w for w in variables)]
             # Random layers advance their seed generators on every call, as
             # model.predict does: a model random in inference must stay so.
             seeds = [v for v in variables if "seed_generator" in str(getattr(v, "path", ""))]
+            # A stateful RNN carries its state into the next call, as under
+            # model.predict and on the other backends (state.py puts it back).
+            seeds += [v for v in carried if not any(v is s for s in seeds)]
 
             def stateless(values: list[Any], *flat: Any) -> tuple[list[Any], list[Any]]:
                 with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:

@@ -16,20 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ..numpy_values import torch_to_numpy as _numpy
 from . import Forward, RunFunction, feed_arrays
-
-
-def _numpy(tensor: Any) -> np.ndarray:
-    if not hasattr(tensor, "detach"):
-        return np.asarray(tensor)
-    import torch
-
-    tensor = tensor.detach().cpu()
-    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: via float32, exactly
-        import ml_dtypes
-
-        return np.asarray(tensor.float().numpy()).astype(ml_dtypes.bfloat16)
-    return np.asarray(tensor.numpy())
 
 
 class TorchBackend:
