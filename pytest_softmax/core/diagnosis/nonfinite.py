@@ -9,7 +9,6 @@ computes in and its largest finite value, the magnitudes that fed it.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from ...tolerance import normalize_dtype_name
 from ..arrays import as_float64
 from ..probing import CONTAINER, OTHER, LayerRecord, ProbeResult
-from .table import LayerTable, layer_name
+from .table import LayerTable, layer_name, upstream
 
 LOW_PRECISION = ("float16", "bfloat16")
 # A mask value that fits each dtype, for the advice (float16 tops out at 65504).
@@ -232,20 +231,13 @@ def _softmax_feed(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple
 def _negative_infinity_source(record: LayerRecord, by_path: dict[str, LayerRecord]) -> str:
     """Where the -inf came from, when a low-precision layer made it (a mask
     constant that overflowed)."""
-    queue, seen = deque(record.site.producers), set()
-    while queue:
-        path = queue.popleft()
-        if path in seen or path not in by_path:
-            continue
-        seen.add(path)
-        source = by_path[path]
+    for source in upstream(record, by_path):
         if source.output is not None and np.isneginf(as_float64(source.output)).any():
             if source.site.dtype in LOW_PRECISION:
                 return (f" (the -inf comes from {layer_name(source)}, which computes in {source.site.dtype}: its "
                         f"largest finite value is {_float_max(source.site.dtype):.6g}, so a mask constant such as "
                         "-1e9 overflows to -inf there)")
             return f" (the -inf comes from {layer_name(source)})"
-        queue.extend(source.site.producers)
     dtype = _dtype_name(record.softmax_input.dtype) if record.softmax_input is not None else record.site.dtype
     if dtype in LOW_PRECISION:
         return (f" (it computes in {dtype}, largest finite value {_float_max(dtype):.6g}: a mask constant such as "

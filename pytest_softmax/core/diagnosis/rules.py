@@ -23,7 +23,7 @@ from ..probing import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResul
 from ..report import LayerResult, Violation
 from .nonfinite import Finding, explain_nonfinite, first_nonfinite
 from .regroup import explain_regrouped
-from .table import LayerTable, axes_text, layer_name, within
+from .table import LayerTable, axes_text, layer_name, upstream, within
 
 # A row whose every score is at most this was masked everywhere (masks add
 # -1e4 .. -1e9, or -inf; real logits stay far above).
@@ -251,17 +251,7 @@ def _look_through(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple
 
 
 def _nearest_softmax(start: LayerRecord, by_path: dict[str, LayerRecord]) -> LayerRecord | None:
-    queue, seen = deque(start.site.producers), set()
-    while queue:
-        path = queue.popleft()
-        if path in seen or path not in by_path:
-            continue
-        seen.add(path)
-        record = by_path[path]
-        if record.site.is_softmax_site:
-            return record
-        queue.extend(record.site.producers)
-    return None
+    return next((record for record in upstream(start, by_path) if record.site.is_softmax_site), None)
 
 
 def _chain(upstream: LayerRecord, cause: LayerRecord, by_path: dict[str, LayerRecord]) -> list[LayerRecord]:

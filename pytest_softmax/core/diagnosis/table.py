@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Iterator
 
 from ..probing import RECURRENT, LayerRecord
 from ..report import LayerResult
@@ -54,3 +56,16 @@ def axes_text(record: LayerRecord) -> str:
 
 def within(error: float, tolerance: float) -> bool:
     return not math.isnan(error) and error <= tolerance
+
+
+def upstream(start: LayerRecord, by_path: dict[str, LayerRecord]) -> Iterator[LayerRecord]:
+    """The layer calls that fed ``start``, directly or not, nearest first."""
+    queue, seen = deque(start.site.producers), set()
+    while queue:
+        path = queue.popleft()
+        if path in seen or path not in by_path:
+            continue
+        seen.add(path)
+        record = by_path[path]
+        yield record
+        queue.extend(record.site.producers)
