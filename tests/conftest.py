@@ -11,8 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # In-process pytester runs restore sys.modules after each run; numpy and
 # the Keras backend (TensorFlow, JAX or PyTorch, as KERAS_BACKEND says)
 # cannot be imported twice in one process, so import them up front.
-import numpy  # noqa: E402,F401
 import keras  # noqa: E402
+import numpy  # noqa: E402,F401
 
 BACKEND = keras.backend.backend()
 importlib.import_module(BACKEND)
@@ -36,17 +36,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
 
+from helpers import importing  # noqa: E402
+
 TESTS_DIR = Path(__file__).parent
 
 
 @pytest.fixture
 def zoo(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester whose test files can ``import model_zoo`` (cached models)."""
-    pytester.syspathinsert(TESTS_DIR)
-    # Imported here, in the outer process, so in-process pytester runs (which
-    # restore sys.modules afterwards) keep sharing the cached models.
-    importlib.import_module("model_zoo")
-    return pytester
+    return importing(pytester, "model_zoo")
+
+
+@pytest.fixture
+def diag(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester whose test files can ``import diagnosis_zoo, model_zoo``."""
+    return importing(pytester, "diagnosis_zoo", "model_zoo")
 
 
 # Hypothesis loads its "ci" profile (derandomize, no database) when CI is set,

@@ -4,7 +4,6 @@ state tests.  Test files written by pytester import them by name."""
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 import keras

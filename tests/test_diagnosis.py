@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import keras
@@ -13,14 +12,6 @@ from pytest_softmax import SoftmaxInvariantError, check_softmax
 
 TESTS_DIR = Path(__file__).parent
 
-
-@pytest.fixture
-def diag(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester whose test files can ``import diagnosis_zoo, model_zoo``."""
-    pytester.syspathinsert(TESTS_DIR)
-    importlib.import_module("diagnosis_zoo")  # kept across in-process runs
-    importlib.import_module("model_zoo")
-    return pytester
 
 
 def run(pytester: pytest.Pytester, factory: str, *args: str, marker_args: str = "") -> pytest.RunResult:

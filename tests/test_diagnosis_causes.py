@@ -6,7 +6,6 @@ Each model rebuilds a public bug report (see tests/diagnosis_zoo.py)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -16,12 +15,6 @@ import pytest
 
 TESTS_DIR = Path(__file__).parent
 
-
-@pytest.fixture
-def diag(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.syspathinsert(TESTS_DIR)
-    importlib.import_module("diagnosis_zoo")  # kept across in-process runs
-    return pytester
 
 
 def run(pytester: pytest.Pytester, factory: str, marker_args: str = "", *args: str) -> pytest.RunResult:

@@ -6,7 +6,6 @@ JSON, the "closest pass" line, and a foreign file at the report path."""
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -126,13 +125,6 @@ def test_an_all_zero_row_of_an_unmasked_internal_softmax_fails() -> None:
 
 # --- what junit, JSON and the summary say ---------------------------------------
 
-
-@pytest.fixture
-def diag(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.syspathinsert(TESTS_DIR)
-    importlib.import_module("diagnosis_zoo")  # kept across in-process runs
-    importlib.import_module("model_zoo")
-    return pytester
 
 
 def test_junit_and_json_name_the_diagnosed_layer_not_the_output_layer(diag: pytest.Pytester) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import softmax  # noqa: E402
 from hypothesis import find, given, settings
 
 from pytest_softmax import SoftmaxInvariantError, SoftmaxReport, check_softmax, default_tolerance
@@ -22,11 +23,6 @@ from pytest_softmax.settings import (
     parse_marker,
     resolve,
 )
-
-
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 class TestInvariants:

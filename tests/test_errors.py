@@ -4,11 +4,11 @@ traceback; setup problems are errors at setup, model problems failures."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import keras
 import pytest
+from helpers import first_failure_line, importing
 
 TESTS_DIR = Path(__file__).parent
 RUN = ("-p", "no:cacheprovider")
@@ -17,16 +17,7 @@ RUN = ("-p", "no:cacheprovider")
 @pytest.fixture
 def bad(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester whose test files can ``import error_models``."""
-    pytester.syspathinsert(TESTS_DIR)
-    importlib.import_module("error_models")
-    return pytester
-
-
-def first_failure_line(result: pytest.RunResult) -> str:
-    """The first line of the first failure/error section: it must be ours."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if line.startswith(("_____", "___")))
-    return next(line for line in lines[start + 1:] if line.strip())
+    return importing(pytester, "error_models")
 
 
 def marked_test(model: str, extra: str = "", body: str = "pass") -> str:

@@ -11,6 +11,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from helpers import softmax  # noqa: E402
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -33,11 +34,6 @@ from pytest_softmax.settings import (
     parse_tolerance,
     unknown_ini_key_error,
 )
-
-
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 def violations(output: np.ndarray, axis: int = -1, tolerance: float = 1e-6) -> dict[str, object]:

@@ -4,12 +4,12 @@ naming what is at fault instead of a traceback from inside the plugin."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import first_failure_line, importing
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -22,16 +22,7 @@ RUN = ("-p", "no:cacheprovider")
 @pytest.fixture
 def user(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester whose test files can ``import hardening_models``."""
-    pytester.syspathinsert(TESTS_DIR)
-    importlib.import_module("hardening_models")
-    return pytester
-
-
-def first_failure_line(result: pytest.RunResult) -> str:
-    """The first line of the first failure section: it must be ours."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if line.startswith("___"))
-    return next(line for line in lines[start + 1:] if line.strip())
+    return importing(pytester, "hardening_models")
 
 
 def marked(extra: str, model: str = "hm.healthy") -> str:

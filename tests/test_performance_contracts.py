@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 
 from pytest_softmax import SoftmaxInvariantError, check_softmax
-from pytest_softmax.adapters.keras import adapter as keras_adapter
 from pytest_softmax.adapters.base import InputSpec
-from pytest_softmax.core.inputs.fill import RANDOM_BLOCK
+from pytest_softmax.adapters.keras import adapter as keras_adapter
 from pytest_softmax.core.inputs.batches import GeneratedBatch
+from pytest_softmax.core.inputs.fill import RANDOM_BLOCK
 from pytest_softmax.core.inputs.recipes import ArrayRecipe
 from pytest_softmax.core.inputs.strategies import generated_batches
 
