@@ -9,9 +9,9 @@ from helpers import softmax  # noqa: E402
 from hypothesis import find, given, settings
 
 from pytest_softmax import SoftmaxInvariantError, SoftmaxReport, check_softmax, default_tolerance
-from pytest_softmax.adapters.base import InputSpec
+from pytest_softmax.adapters.base import InputDomain, InputSpec
 from pytest_softmax.core.inputs.batches import GeneratedBatch
-from pytest_softmax.core.inputs.recipes import ArrayRecipe
+from pytest_softmax.core.inputs.recipes import MAX_SPIKES, ArrayRecipe
 from pytest_softmax.core.inputs.strategies import generated_batches
 from pytest_softmax.core.invariants import check_batch
 from pytest_softmax.settings import (
@@ -128,6 +128,30 @@ class TestRecipes:
         (recipe,) = big.recipes
         assert recipe is not None and len(recipe.describe()) < 60
         assert np.abs(recipe.expand((4, 6), "float32")).max() > 500
+
+    @pytest.mark.parametrize("spec", [
+        InputSpec("x", (6,), "float32"), InputSpec("ids", (6,), "int32", low=0, high=50),
+        InputSpec("mask", (6,), "bool", domain=InputDomain(kind="mask")),
+    ], ids=["float", "ids", "mask"])
+    def test_recipes_draw_what_changes_the_array(self, spec: InputSpec) -> None:
+        """A seed only for the patterns built from a random generator (the
+        rebuild line of a constant shows seed=0), at most one spike per place
+        (a later one would overwrite it), and every spike count up to the limit."""
+        counts: set[int] = set()
+
+        @settings(max_examples=300, database=None, deadline=None)
+        @given(generated_batches([spec], 4))
+        def drawn(batch: GeneratedBatch) -> None:
+            (recipe,) = batch.recipes
+            assert recipe is not None
+            if recipe.pattern not in {"normal", "uniform", "padding"}:
+                assert recipe.seed == 0
+            positions = [p for p, _ in recipe.spikes]
+            assert len(positions) == len(set(positions))
+            counts.add(len(positions))
+
+        drawn()
+        assert counts == ({0} if spec.is_mask else set(range(MAX_SPIKES + 1)))
 
 
 class TestCheckSoftmaxApi:

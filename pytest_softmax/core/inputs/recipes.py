@@ -31,6 +31,8 @@ INT_PATTERNS = ("constant", "uniform", "edges")
 # most often, as real batches are; everything masked is an edge case.
 MASK_PATTERNS = ("ones", "padding", "zeros")
 MASK_WEIGHTS = {"ones": 3, "padding": 6, "zeros": 1}
+# The patterns built from a random generator: the only ones that need a seed.
+SEEDED_PATTERNS = frozenset({"normal", "uniform", "padding"})
 WEIGHTED_MASK_PATTERNS = tuple(p for p in MASK_PATTERNS for _ in range(MASK_WEIGHTS[p]))
 # Magnitudes real inputs have (normalised features, pixels, raw counts) and
 # those that push logits past float32's exp overflow (~88).
