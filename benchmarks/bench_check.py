@@ -7,7 +7,8 @@ repeats, with ratios, because the machine this runs on is usually shared:
   N = 100) against the floor of a fresh model: its trace, its first call and
   N - 1 more compiled passes; and the same model checked again, per example,
   against one compiled pass (issue 13's two ratios), on the small LSTM and on
-  MobileNetV3Small;
+  MobileNetV3Small; for the small LSTM also the parts of an example beyond
+  the pass: Hypothesis' engine alone and the recipe draws with expansion;
 * check vs floor: ``check_softmax(model, max_examples=N, batch_size=32)`` per
   example against the *floor*, a compiled ``tf.function`` forward pass over
   pre-made batches of the same shape; the one-time cost (tracing) apart;
@@ -187,6 +188,40 @@ def bench_first(table: Table, opts: argparse.Namespace) -> None:
                   f"{ms(first)} vs {ms(floor)} = {first / floor:.2f}×", "≤ 1.25×" if big else "≤ 1.5×")
         table.add(f"the same {name} checked again, per example vs one compiled pass",
                   f"{ms(again)} vs {ms(one_pass)} = {again / one_pass:.2f}×", "≤ 1.1×" if big else "≤ 1.3×")
+        if not big:
+            bench_per_example_parts(table, name, build(), n, opts.repeats)
+
+
+def hypothesis_per_example(strategy: st.SearchStrategy[Any], n: int) -> float:
+    """Seconds per example of a Hypothesis test with an empty body, under the
+    settings a check runs with."""
+    @settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def empty(_: Any) -> None:
+        pass
+
+    return timed(empty) / n
+
+
+def bench_per_example_parts(table: Table, name: str, model: keras.Model, n: int, repeats: int) -> None:
+    """Where a checked-again example's time goes beyond the forward pass:
+    Hypothesis' own engine (a test drawing one integer; it saves, seeds and
+    restores the global random generators around every example) and the
+    recipe draws plus their expansion into arrays, each as a fraction of one
+    compiled pass, measured interleaved."""
+    spec = InputSpec("x", tuple(model.input_shape[1:]), "float32")
+    floor = Floor(model)
+    engines, generations, passes = [], [], []
+    for _ in range(repeats):
+        passes.append(floor.per_batch(n))
+        engines.append(hypothesis_per_example(st.integers(), n))
+        generations.append(hypothesis_per_example(generated_batches([spec], BATCH), n))
+    one_pass = statistics.median(passes)
+    engine, generation = statistics.median(engines), statistics.median(generations)
+    table.add(f"{name}: Hypothesis engine alone (one integer drawn), per example vs one compiled pass",
+              f"{ms(engine)} vs {ms(one_pass)} = {engine / one_pass:.2f}×")
+    table.add(f"{name}: engine + recipe draws + expansion, per example vs one compiled pass",
+              f"{ms(generation)} vs {ms(one_pass)} = {generation / one_pass:.2f}×")
 
 
 def naive_loop(model: keras.Model, n: int) -> None:

@@ -157,3 +157,37 @@ def test_the_search_seed_is_the_forced_one_else_none_when_derandomized_else_rand
     drawn = {_search_seed(None, settings(derandomize=False)) for _ in range(4)}
     assert None not in drawn and len(drawn) > 1
     assert all(0 <= s < 2**32 for s in drawn)  # type: ignore[operator]
+
+
+def test_a_strategy_that_draws_nothing_says_what_hypothesis_said(hm) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SoftmaxSetupError, match=r"drew no batch, so nothing was checked \(Cannot generate test "
+                                                r"cases from empty strategy: nothing\(\)"):
+        check_softmax(hm.healthy(), inputs=st.nothing(), max_examples=5)
+
+
+def alternating_on_large_inputs():  # type: ignore[no-untyped-def]
+    """A softmax that doubles its output on every other call, but only for
+    inputs above 50: the plain preflight input sees a deterministic model,
+    the search fails once and then passes on the same input."""
+    import keras
+
+    class EveryOtherCall(keras.layers.Layer):
+        def build(self, input_shape):  # type: ignore[no-untyped-def]
+            self.calls = self.add_weight(shape=(), initializer="zeros", trainable=False, name="calls")
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            self.calls.assign_add(1.0)
+            odd = keras.ops.equal(keras.ops.mod(self.calls, 2.0), 1.0)
+            large = keras.ops.max(x) > 50.0
+            factor = keras.ops.where(keras.ops.logical_and(odd, large), 2.0, 1.0)
+            return keras.ops.softmax(x) * factor
+
+    inp = keras.Input((4,), name="x")
+    return keras.Model(inp, EveryOtherCall(name="flaky")(inp), name="alternating")
+
+
+def test_a_model_that_fails_and_then_passes_on_the_same_input_is_called_non_deterministic() -> None:
+    strategy = st.just(np.full((2, 4), 100.0, "float32"))
+    with pytest.raises(SoftmaxSetupError, match=r"model 'alternating' failed on an input and then passed on the "
+                                                r"same input: its output changes between two calls"):
+        check_softmax(alternating_on_large_inputs(), inputs=strategy, max_examples=5)

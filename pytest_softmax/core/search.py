@@ -328,12 +328,13 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
     if used_seed is not None:
         runner = hypothesis_seed(used_seed)(runner)
     runner = configured(runner)
+    ran_nothing: BaseException | None = None
     try:
         runner()
     except _FoundViolation as found:
         return _Outcome(found, used_seed, derandomized=used_seed is None)
     except unittest.SkipTest as skipped:  # Hypothesis' "told to run no test cases"
-        raise no_examples_error(configured, current_profile_name()) from skipped
+        ran_nothing = skipped
     except Unsatisfiable as exc:  # only the test's own strategy can draw nothing
         raise strategy_drew_nothing(exc) from exc
     except FlakyFailure as exc:
@@ -341,8 +342,8 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
             f"model {search.adapter.name!r} failed on an input and then passed on the same input: "
             "its output changes between two calls (random ops active in inference mode?)"
         ) from exc
-    if search.examples == 0:
-        raise no_examples_error(configured, current_profile_name())
+    if search.examples == 0:  # whatever the cause: a check that ran nothing proves nothing
+        raise no_examples_error(configured, current_profile_name()) from ran_nothing
     return _Outcome(None, used_seed, derandomized=used_seed is None)
 
 
