@@ -185,3 +185,12 @@ class TestNamespacedDatabase:
         assert database != NamespacedDatabase(other_inner, "a")
         assert database != inner
         assert repr(database) == f"NamespacedDatabase({inner!r}, prefix={database.prefix.hex()})"
+
+    def test_a_namespace_holding_a_non_utf8_file_name_gets_its_own_prefix(self) -> None:
+        """A file name with a byte that is not UTF-8 reaches the namespace as a
+        lone surrogate (as os.fsdecode gives it): it must not raise, and it
+        keys apart from the same name with another byte."""
+        inner = InMemoryExampleDatabase()
+        odd = NamespacedDatabase(inner, "m\udcff odd.keras")
+        assert odd.prefix == hashlib.sha256("m\udcff odd.keras".encode("utf-8", "surrogatepass")).digest()[:16]
+        assert odd.prefix != NamespacedDatabase(inner, "m\udcfe odd.keras").prefix
