@@ -328,13 +328,12 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
     if used_seed is not None:
         runner = hypothesis_seed(used_seed)(runner)
     runner = configured(runner)
-    ran_nothing: BaseException | None = None
     try:
         runner()
     except _FoundViolation as found:
         return _Outcome(found, used_seed, derandomized=used_seed is None)
-    except unittest.SkipTest as skipped:  # Hypothesis' "told to run no test cases"
-        ran_nothing = skipped
+    except unittest.SkipTest:  # Hypothesis' "told to run no test cases": said in our words below
+        pass
     except Unsatisfiable as exc:  # only the test's own strategy can draw nothing
         raise strategy_drew_nothing(exc) from exc
     except FlakyFailure as exc:
@@ -343,7 +342,7 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
             "its output changes between two calls (random ops active in inference mode?)"
         ) from exc
     if search.examples == 0:  # whatever the cause: a check that ran nothing proves nothing
-        raise no_examples_error(configured, current_profile_name()) from ran_nothing
+        raise no_examples_error(configured, current_profile_name())
     return _Outcome(None, used_seed, derandomized=used_seed is None)
 
 
