@@ -154,9 +154,10 @@ def test_the_search_seed_is_the_forced_one_else_none_when_derandomized_else_rand
     assert _search_seed(7, settings(derandomize=True)) == 7
     assert _search_seed(0, settings()) == 0
     assert _search_seed(None, settings(derandomize=True)) is None
-    drawn = {_search_seed(None, settings(derandomize=False)) for _ in range(4)}
-    assert None not in drawn and len(drawn) > 1
+    drawn = [_search_seed(None, settings(derandomize=False)) for _ in range(20)]
+    assert None not in drawn and len(set(drawn)) > 1
     assert all(0 <= s < 2**32 for s in drawn)  # type: ignore[operator]
+    assert max(drawn) >= 2**16  # type: ignore[type-var]  # the full 32-bit range (fails with odds 2**-320)
 
 
 def test_a_strategy_that_draws_nothing_says_what_hypothesis_said(hm) -> None:  # type: ignore[no-untyped-def]
@@ -191,3 +192,43 @@ def test_a_model_that_fails_and_then_passes_on_the_same_input_is_called_non_dete
     with pytest.raises(SoftmaxSetupError, match=r"model 'alternating' failed on an input and then passed on the "
                                                 r"same input: its output changes between two calls"):
         check_softmax(alternating_on_large_inputs(), inputs=strategy, max_examples=5)
+
+
+def test_each_output_result_sums_what_every_example_saw() -> None:
+    """The per-output figures the JSON report shows: where the output is,
+    its tolerance, and counts summed over every example the search ran
+    (Hypothesis runs a failing example again, so each count is per example)."""
+    import keras
+
+    from pytest_softmax import default_tolerance
+
+    inp = keras.Input((3,), name="x")
+    model = keras.Model(inp, keras.layers.Activation("linear", name="probs")(inp), name="passthrough")
+    rows = np.array([[0.6, 0.6, -0.2],  # sums to 1, out of range
+                     [0.5, 0.2, 0.2],   # in range, sums to 0.9
+                     [0.2, 0.3, 0.5]], "float32")
+    with pytest.raises(SoftmaxInvariantError) as failed:
+        check_softmax(model, inputs=st.just(rows), max_examples=3)
+    report = failed.value.report
+    (result,) = report.outputs
+    examples = report.examples
+    assert examples >= 2
+    assert (result.output, result.layer_name, result.layer_class) == ("probs", "probs", "Activation")
+    assert (result.dtype, result.axis, result.n_classes) == ("float32", -1, 3)
+    assert (result.atol, result.rtol) == (default_tolerance("float32", 3), 0.0)
+    assert result.tolerance == default_tolerance("float32", 3)
+    assert (result.rows, result.out_of_range, result.unnormalized_rows, result.nonfinite) == (
+        3 * examples, examples, examples, 0)
+    assert (result.min_value, result.max_value) == (pytest.approx(-0.2), pytest.approx(0.6))
+    assert result.worst_error == pytest.approx(0.1, abs=1e-6)
+
+
+def test_an_output_whose_values_are_all_negative_reports_its_true_maximum() -> None:
+    import keras
+
+    inp = keras.Input((3,), name="x")
+    model = keras.Model(inp, keras.layers.Activation("linear", name="probs")(inp), name="negative")
+    with pytest.raises(SoftmaxInvariantError) as failed:
+        check_softmax(model, inputs=st.just(np.array([[-0.5, -0.25, -0.75]], "float32")), max_examples=2)
+    (result,) = failed.value.report.outputs
+    assert (result.min_value, result.max_value) == (-0.75, -0.25)

@@ -202,7 +202,8 @@ class _FoundViolation(Exception):
 
 @dataclass(frozen=True)
 class _Outcome:
-    """What a search ended with: the failure (if any) and how it can be replayed."""
+    """What a search ended with: the failure (if any) and how it can be
+    replayed (``derandomized``: a failure found without a seed of ours)."""
 
     failure: _FoundViolation | None = None
     seed: int | None = None
@@ -343,7 +344,7 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
         ) from exc
     if search.examples == 0:  # whatever the cause: a check that ran nothing proves nothing
         raise no_examples_error(configured, current_profile_name())
-    return _Outcome(None, used_seed, derandomized=used_seed is None)
+    return _Outcome(None, used_seed)
 
 
 def _search_seed(forced: int | None, configured: hypothesis_settings) -> int | None:
@@ -378,10 +379,9 @@ def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStra
 
 
 def _search_settings(settings: CheckSettings, namespace: str) -> hypothesis_settings:
-    profile = hypothesis_settings()  # the loaded profile's values
+    profile = hypothesis_settings()  # the loaded profile's values, which the result inherits
     database = profile.database
     return hypothesis_settings(
-        profile,
         max_examples=settings.max_examples,
         deadline=None,
         database=NamespacedDatabase(database, namespace) if database is not None else None,
