@@ -5,13 +5,15 @@ matching the glob patterns given on the command line (all when none) and
 prints, per module, how many were killed, survived, timed out or had no
 test, the score ``killed / (all - no tests)`` (timeouts count as killed, as
 in mutmut), and the names of the survivors (``mutmut show NAME`` shows the
-diff of one).  Standard library only.
+diff of one).  ``--sample N PATTERN...`` prints a fixed random sample of N
+mutant names instead.  Standard library only.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import random
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -59,5 +61,15 @@ def _row(label: str, counts: Counter[str]) -> str:
             f"{counts['timeout']:7d} {counts['no tests']:8d} {score:>6}")
 
 
+def sample(count: int, patterns: list[str]) -> int:
+    """Print a fixed random sample (seed 13) of ``count`` mutant names matching
+    the patterns: a module too large to run in full is scored on it."""
+    names = sorted(results(patterns))
+    print("\n".join(random.Random(13).sample(names, min(count, len(names)))))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--sample"]:
+        sys.exit(sample(int(sys.argv[2]), sys.argv[3:]))
     sys.exit(main(sys.argv[1:]))
