@@ -8,6 +8,7 @@ same behaviour are in test_no_vacuous_checks.py and test_seed_replay.py.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -187,6 +188,8 @@ def alternating_on_large_inputs():  # type: ignore[no-untyped-def]
     return keras.Model(inp, EveryOtherCall(name="flaky")(inp), name="alternating")
 
 
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "jax",
+                    reason="on JAX the compiled stateless call drops a layer's variable writes: the model cannot alternate")
 def test_a_model_that_fails_and_then_passes_on_the_same_input_is_called_non_deterministic() -> None:
     strategy = st.just(np.full((2, 4), 100.0, "float32"))
     with pytest.raises(SoftmaxSetupError, match=r"model 'alternating' failed on an input and then passed on the "
