@@ -159,3 +159,31 @@ def test_header_shows_settings_in_verbose_mode(pytester: pytest.Pytester) -> Non
         "softmax: atol=dtype-aware default, atol[[]float16[]]=0.002, rtol=0, max_examples=12, "
         "batch_size=32, hypothesis seed=5*"
     ])
+
+
+@pytest.mark.parametrize(
+    ("mode", "name", "value", "cli_value", "expected"),
+    [
+        ("MARKER", "axis", "1", None, "@pytest.mark.softmax_invariant(..., axis=1)"),
+        ("FIXTURE", "axis", "1", None, "softmax_check(model, axis=1)"),
+        ("FUNCTION", "outputs", "['probs']", "probs", "check_softmax(model, outputs=['probs'])"),
+        ("MODEL_ITEM", "axis", "1", None, "--softmax-axis=1 (or softmax_axis = 1 in the ini file)"),
+        ("MODEL_ITEM", "outputs", "['probs']", "probs",
+         "--softmax-outputs=probs (or softmax_outputs = probs in the ini file)"),
+        # What no flag or ini key can take: only a marked test can.
+        ("MODEL_ITEM", "inputs", "[x]", None,
+         "a marked test instead of --softmax-model, since only a test can pass inputs=: "
+         "@pytest.mark.softmax_invariant(model='path/to/model', inputs=[x])"),
+        ("MODEL_ITEM", "atol_float16", "0.01", None,
+         "a marked test instead of --softmax-model, since only a test can pass atol_float16=: "
+         "@pytest.mark.softmax_invariant(model='path/to/model', atol_float16=0.01)"),
+    ],
+)
+def test_a_fix_is_phrased_for_the_way_the_check_was_asked_for(
+    mode: str, name: str, value: str, cli_value: str | None, expected: str
+) -> None:
+    from pytest_softmax.settings import Mode, checking_in, how_to_set
+
+    with checking_in(Mode[mode]):
+        assert how_to_set(name, value, cli_value) == expected
+    assert how_to_set(name, value, cli_value).startswith("check_softmax(model, ")  # the mode is put back
