@@ -237,7 +237,8 @@ def _no_softmax(record: LayerRecord) -> Finding:
                        "softmax, or check exp(output) instead", "log_softmax: log-probabilities",
                        "softmax, or check exp(output)")
     return Finding(f"{name} uses {activation}, which does not make a distribution: end with activation='softmax', "
-                   "or check a different invariant for this output", f"{activation}, no softmax")
+                   "or check a different invariant for this output", f"{activation}, no softmax",
+                   "activation='softmax' at the end, or leave this output out")
 
 
 def _look_through(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple[LayerRecord, list[LayerRecord]]:
