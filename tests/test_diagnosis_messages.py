@@ -8,6 +8,7 @@ full texts, in-process, so that a changed word in any message is noticed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import keras
@@ -119,3 +120,135 @@ def test_a_softmax_over_another_axis_is_explained_with_both_axes() -> None:
     assert report.diagnosis[0] == (
         "Softmax 'axis1/over_time' normalizes over axis 1 but the output is checked along axis -1: make the "
         "softmax run over the class axis (e.g. Softmax(axis=-1)) or check along it with check_softmax(model, axis=1)")
+
+
+FULLY_MASKED_FIX = ("mask with a finite value that fits {dtype} (e.g. {value}), Softmax()(scores, mask=mask), or "
+                    "handle rows with no valid position")
+FULLY_MASKED_TAIL = (": mask with a large finite negative that fits {dtype} (e.g. {value}) instead of -inf, use "
+                     "Keras' Softmax()(scores, mask=mask) (it writes zeros for a fully masked row), or handle rows "
+                     "that have no valid position (e.g. padding-only sequences) before the softmax")
+
+
+@pytest.mark.parametrize(
+    ("builder", "inputs", "layer", "cause", "fix", "explanation"),
+    [
+        pytest.param(
+            "masked_attention_neg_inf", None, "masked_attention/attn (MaskedSelfAttention)",
+            "every position masked: softmax of all -inf is 0/0", FULLY_MASKED_FIX.format(dtype="float32", value="-1e9"),
+            "MaskedSelfAttention 'masked_attention/attn' is the first layer whose output holds NaN/Inf (* values in "
+            "the probed rows) although its inputs are finite; fed by Embedding 'masked_attention/embed' (finite, max "
+            "|value| *), Lambda 'masked_attention/padding' (finite, max |value| 0): every position of row [*] of the "
+            "softmax input is masked (all -inf), and a softmax over a row with no unmasked position is 0/0 = NaN"
+            + FULLY_MASKED_TAIL.format(dtype="float32", value="-1e9"),
+            id="fully-masked-row"),
+        pytest.param(
+            "neg_inf_then_softmax_layer", None, "neg_inf_softmax/weights (Softmax)",
+            "every position masked: softmax of all -inf is 0/0", FULLY_MASKED_FIX.format(dtype="float32", value="-1e9"),
+            "Softmax 'neg_inf_softmax/weights' is the first layer whose output holds NaN/Inf (* values in the probed "
+            "rows) although the model's inputs are finite; fed by Lambda 'neg_inf_softmax/mask_scores' (every value "
+            "-inf): every position of row [*] of the softmax input is masked (all -inf), and a softmax over a row "
+            "with no unmasked position is 0/0 = NaN (the -inf comes from Lambda 'neg_inf_softmax/mask_scores')"
+            + FULLY_MASKED_TAIL.format(dtype="float32", value="-1e9"),
+            id="mask-layer-then-softmax"),
+        pytest.param(
+            "float16_additive_mask", None, "fp16_mask/attn (MaskedSelfAttention)",
+            "every position masked: softmax of all -inf is 0/0; a mask constant past float16's max 65504 became -inf",
+            FULLY_MASKED_FIX.format(dtype="float16", value="-3e4"),
+            "MaskedSelfAttention 'fp16_mask/attn' is the first layer whose output holds NaN/Inf (* values in the "
+            "probed rows) although its inputs are finite; fed by Embedding 'fp16_mask/embed' (finite, max |value| *), "
+            "Lambda 'fp16_mask/padding' (finite, max |value| 0): every position of row [*] of the softmax input is "
+            "masked (all -inf), and a softmax over a row with no unmasked position is 0/0 = NaN (it computes in "
+            "float16, largest finite value 65504: a mask constant such as -1e9 overflows to -inf)"
+            + FULLY_MASKED_TAIL.format(dtype="float16", value="-3e4"),
+            id="float16-mask-constant"),
+        pytest.param(
+            "float16_naive_softmax", None, "fp16_naive/naive (Lambda)", "float16 overflow: exp() past 11.1 became Inf",
+            "compute this layer in float32 (dtype='float32'), use keras.ops.softmax, or constants that fit float16",
+            "Lambda 'fp16_naive/naive' is the first layer whose output holds NaN/Inf (* values in the probed rows) "
+            "although its inputs are finite; fed by Dense 'fp16_naive/logits' (finite, max |value| *): it computes in "
+            "float16, and an exp() of values up to * overflows float16 past 11.1: compute this layer in float32 "
+            "(dtype='float32' on the layer), use keras.ops.softmax (it subtracts the maximum, so it stays finite), or "
+            "use constants that fit float16 (e.g. -3e4 as a mask value)",
+            id="float16-exp-overflow"),
+        pytest.param(
+            "multiplied_mask", [[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]], "multiplied_mask/pointer (MultipliedMask)",
+            "mask arithmetic with -inf (0 * -inf) made NaN before the softmax",
+            "select with keras.ops.where(mask, scores, -1e9) instead of multiplying by -inf",
+            "MultipliedMask 'multiplied_mask/pointer' is the first layer whose output holds NaN/Inf (* values in the "
+            "probed rows) although its inputs are finite; fed by Embedding 'multiplied_mask/embed' (finite, max "
+            "|value| *), Lambda 'multiplied_mask/padding' (finite, max |value| 1): the values its softmax was fed "
+            "already hold NaN next to -inf: mask arithmetic with an infinite constant (0 * -inf where a position is "
+            "kept, or -inf - -inf) makes NaN before the softmax: select instead of multiplying "
+            "(keras.ops.where(mask, scores, -1e9)), use a finite constant, or Keras' Softmax()(scores, mask=mask)",
+            id="nan-before-the-softmax"),
+        pytest.param(
+            "nan_internal_site", None, "nan_site/div (Lambda)", "first NaN/Inf: a division by zero, log(0) or sqrt(<0)?",
+            "guard that layer's division, log or sqrt (e.g. a small epsilon, or a non-zero temperature)",
+            "Lambda 'nan_site/div' is the first layer whose output holds NaN/Inf (* values in the probed rows) "
+            "although its inputs are finite; fed by input '*' (finite, max |value| *): look for a division by zero "
+            "(e.g. a zero temperature), log(0) or sqrt(<0) in it; the layers after it only pass the NaN/Inf on",
+            id="division-by-zero"),
+    ],
+)
+def test_a_non_finite_output_is_explained_in_full(
+    builder: str, inputs: list[list[int]] | None, layer: str, cause: str, fix: str, explanation: str
+) -> None:
+    import diagnosis_zoo
+    import numpy as np
+
+    given = {} if inputs is None else {"inputs": np.array(inputs, "int32")}
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        check_softmax(getattr(diagnosis_zoo, builder)(), max_examples=20, seed=1, **given)
+    report = raised.value.report
+    assert (report.layer_at_fault, report.cause, report.fix) == (layer, cause, fix)
+    assert matches(report.diagnosis[0], explanation), report.diagnosis[0]
+
+
+def matches(text: str, pattern: str) -> bool:
+    """``pattern`` with ``*`` for the figures that depend on the random
+    weights (counts, magnitudes); everything else literal, brackets too."""
+    return re.fullmatch(".*?".join(re.escape(part) for part in pattern.split("*")), text) is not None
+
+
+@pytest.mark.parametrize(
+    ("build", "layer", "cause", "fix", "explanation"),
+    [
+        pytest.param(
+            ("regrouped_inside_a_layer",), "regrouped_inside/head (SoftmaxThenReshape)",
+            "softmax over 48 values regrouped into rows of 6 inside SoftmaxThenReshape 'regrouped_inside/head'",
+            "reshape first, then keras.ops.softmax(..., axis=-1) over the class axis",
+            "SoftmaxThenReshape 'regrouped_inside/head' computes a softmax over 48 values in its own call() and then "
+            "regroups them into output rows of 6 along axis -1, so the rows do not sum to 1: apply the softmax after "
+            "the reshape, over the class axis (e.g. keras.ops.softmax(reshaped, axis=-1))",
+            id="regrouped-inside-a-layer"),
+        pytest.param(
+            ("regrouped_by", "concat"), "regrouped_concat/head_a (Dense)",
+            "softmax over 3 values regrouped into rows of 6 by Concatenate 'regrouped_concat/both'",
+            "regroup the logits first, then Softmax(axis=-1) over the class axis",
+            "Dense 'regrouped_concat/head_a' normalizes over axis -1: each softmax covers 3 values, but Concatenate "
+            "'regrouped_concat/both' regroups them into output rows of 6 along axis -1, so each row sums to 2 (2 "
+            "softmaxes per row), not 1: apply the softmax after the regrouping, over the class axis (drop the softmax "
+            "from Dense 'regrouped_concat/head_a', regroup the logits, then Softmax(axis=-1)); if each part is a "
+            "distribution of its own, make the parts separate outputs",
+            id="regrouped-by-concatenate"),
+        pytest.param(
+            ("hand_masked_pointer",), "hand_pointer/pointer (MaskedPointer)",
+            "every position masked, so the row is all zeros",
+            "if such rows are expected: allow_masked_rows=True (ini softmax_allow_masked_rows = true)",
+            "MaskedPointer 'hand_pointer/pointer' fed its softmax mask values at every position of row [*], so that "
+            "row is written as all zeros (sum 0, not 1): if such rows are expected (e.g. padding-only queries), "
+            "accept them with allow_masked_rows=True in the marker (softmax_allow_masked_rows = true in the ini file, "
+            "--softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise make sure "
+            "every row keeps at least one unmasked position",
+            id="masked-all-zero-row"),
+    ],
+)
+def test_a_regrouped_or_masked_output_is_explained_in_full(
+    build: tuple[str, ...], layer: str, cause: str, fix: str, explanation: str
+) -> None:
+    import diagnosis_zoo
+
+    builder, *args = build
+    report = failed(lambda: getattr(diagnosis_zoo, builder)(*args))
+    assert (report.layer_at_fault, report.cause, report.fix) == (layer, cause, fix)
+    assert matches(report.diagnosis[0], explanation), report.diagnosis[0]

@@ -187,7 +187,8 @@ def _nan_before_softmax(record: LayerRecord, head: str, by_path: dict[str, Layer
             "select with keras.ops.where(mask, scores, -1e9) instead of multiplying by -inf")
     return Finding(f"{head}: the values its softmax was fed already hold NaN (made in this layer before the "
                    "softmax): look for 0 * inf, inf - inf, a division by zero or log(0) there",
-                   "NaN made before the softmax inside the layer")
+                   "NaN made before the softmax inside the layer",
+                   "find the 0 * inf, inf - inf, division by zero or log(0) before that layer's softmax")
 
 
 def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
@@ -208,10 +209,11 @@ def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
             "use keras.ops.softmax, which subtracts the row maximum")
     if record.site.is_softmax_site:
         return Finding(f"{head}: the softmax itself produced NaN/Inf; its input reaches {largest:.4g}",
-                       "the softmax produced NaN/Inf")
+                       "the softmax produced NaN/Inf", "keep the softmax's input finite, or compute it in float32")
     return Finding(f"{head}: look for a division by zero (e.g. a zero temperature), log(0) or sqrt(<0) in it; "
                    "the layers after it only pass the NaN/Inf on",
-                   "first NaN/Inf: a division by zero, log(0) or sqrt(<0)?")
+                   "first NaN/Inf: a division by zero, log(0) or sqrt(<0)?",
+                   "guard that layer's division, log or sqrt (e.g. a small epsilon, or a non-zero temperature)")
 
 
 def _softmax_feed(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple[np.ndarray | None, str]:

@@ -101,7 +101,8 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
         table.add(cause, "cannot look inside")
         return Finding(f"cannot name the layer at fault inside {layer_name(cause)}: its output is computed in its "
                        "own call() outside its sublayers; move that computation into a layer to localize it",
-                       "computed in call() outside its sublayers")
+                       "computed in call() outside its sublayers",
+                       "move the computation in call() into a layer, then check again")
     if site.kind == RECURRENT and site.activation == "softmax" and site.gated:
         table.add(cause, "at fault: softmax inside the cell")
         return _recurrent(cause)
@@ -148,7 +149,8 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
     return Finding(
         f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
         f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})",
-        "the softmax's rows are not normalized")
+        "the softmax's rows are not normalized",
+        "make the softmax run over the checked axis, with a finite input")
 
 
 def _masked_zero_row(cause: LayerRecord, axes: tuple[int, ...], table: LayerTable) -> Finding | None:
