@@ -202,6 +202,8 @@ def test_a_non_finite_output_is_explained_in_full(
     report = raised.value.report
     assert (report.layer_at_fault, report.cause, report.fix) == (layer, cause, fix)
     assert matches(report.diagnosis[0], explanation), report.diagnosis[0]
+    blamed = layer.split(" (")[0]
+    assert [r.verdict for r in report.layers if r.path == blamed][0].startswith("at fault: ")
 
 
 def matches(text: str, pattern: str) -> bool:
@@ -241,6 +243,16 @@ def matches(text: str, pattern: str) -> bool:
             "--softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise make sure "
             "every row keeps at least one unmasked position",
             id="masked-all-zero-row"),
+        pytest.param(
+            ("pointer_softmax",), "pointer_net/pointer (Softmax)",
+            "every position masked, so the row is all zeros",
+            "if such rows are expected: allow_masked_rows=True (ini softmax_allow_masked_rows = true)",
+            "Softmax 'pointer_net/pointer' was given a mask that hides every position of row [*], so that row is "
+            "written as all zeros (sum 0, not 1): if such rows are expected (e.g. padding-only queries), accept them "
+            "with allow_masked_rows=True in the marker (softmax_allow_masked_rows = true in the ini file, "
+            "--softmax-allow-masked-rows=true), or leave this output out with outputs=[...]; otherwise make sure "
+            "every row keeps at least one unmasked position",
+            id="masked-softmax-layer-at-the-output"),
     ],
 )
 def test_a_regrouped_or_masked_output_is_explained_in_full(
