@@ -72,3 +72,13 @@ def test_a_report_name_at_the_limit_is_written(pytester: pytest.Pytester) -> Non
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert json.loads((pytester.path / name).read_text())["tool"] == "pytest-softmax"
     assert sorted(p.name for p in pytester.path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_refusal_at_session_end_is_shown_in_bold_red(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="""
+        def test_plain():
+            with open("r.json", "w") as out:
+                out.write("someone else's results")
+    """)
+    result = pytester.runpytest(*QUICK, "--color=yes", "--softmax-report", "r.json")
+    assert "\x1b[31m\x1b[1mpytest-softmax: --softmax-report " in result.stdout.str()

@@ -138,11 +138,11 @@ def settings_document(session: SessionSettings, config: pytest.Config) -> dict[s
         "max_examples": resolved.max_examples,
         "batch_size": resolved.batch_size,
     }
+    document["sources"] = {name: str(source) for name, source in session.sources.items()}
     # Settings added to SessionSettings later are reported without edits here.
     for name, value in plain(session).items():
-        if name not in document and name != "sources":
+        if name not in document:
             document[name] = plain(getattr(resolved, name, value))
-    document["sources"] = {name: str(source) for name, source in session.sources.items()}
     document["hypothesis_seed"] = plain(config.getoption("hypothesis_seed", None))
     document["hypothesis_profile"] = plain(config.getoption("hypothesis_profile", None))
     return document
