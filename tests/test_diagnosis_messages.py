@@ -30,6 +30,15 @@ def doubled_by_lambda() -> keras.Model:
                              keras.layers.Lambda(lambda x: x * 2.0, name="double")], name="lambda_head")
 
 
+def custom_scaling_head() -> keras.Model:
+    class Halve(keras.layers.Layer):
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return keras.ops.softmax(x) * 0.5
+
+    inp = keras.Input((4,))
+    return keras.Model(inp, Halve(name="halve")(inp), name="custom_head")
+
+
 def head(activation: str) -> Callable[[], keras.Model]:
     def build() -> keras.Model:
         import diagnosis_zoo
@@ -74,6 +83,13 @@ def head(activation: str) -> Callable[[], keras.Model]:
             "Lambda 'lambda_head/double' makes the output and no softmax comes before it: end the model with "
             "keras.ops.softmax or a Softmax layer",
             id="lambda"),
+        pytest.param(
+            custom_scaling_head, "custom_head/halve (Halve)", "no softmax: outputs unnormalized values",
+            "add activation='softmax' or a Softmax layer",
+            "Halve 'custom_head/halve' outputs unnormalized values, not probabilities: add activation='softmax' (or "
+            "a Softmax layer), or, if logits are intended (from_logits=True losses), do not check this output as a "
+            f"distribution: choose the outputs to check with {OUTPUTS_FIX}",
+            id="custom-layer"),
     ],
 )
 def test_a_head_without_a_softmax_is_explained_in_full(
