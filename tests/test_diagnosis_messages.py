@@ -280,3 +280,59 @@ def test_a_regrouped_or_masked_output_is_explained_in_full(
     report = failed(lambda: getattr(diagnosis_zoo, builder)(*args))
     assert (report.layer_at_fault, report.cause, report.fix) == (layer, cause, fix)
     assert matches(report.diagnosis[0], explanation), report.diagnosis[0]
+
+
+def sqrt_of_negative_scores() -> keras.Model:
+    class SqrtScores(keras.layers.Layer):
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return keras.ops.softmax(keras.ops.sqrt(x - 10.0))
+
+    inp = keras.Input((4,))
+    return keras.Model(inp, SqrtScores(name="scores")(inp), name="sqrt_scores")
+
+
+def float16_hidden_layer() -> keras.Model:
+    return keras.Sequential([
+        keras.Input((8,)),
+        keras.layers.Dense(16, kernel_initializer="ones", dtype="mixed_float16", name="hidden"),
+        keras.layers.Dense(3, activation="softmax", dtype="float32", name="probs"),
+    ], name="f16_hidden")
+
+
+@pytest.mark.parametrize(
+    ("build", "value", "layer", "cause", "fix", "explanation"),
+    [
+        pytest.param(
+            sqrt_of_negative_scores, 0.0, "sqrt_scores/scores (SqrtScores)",
+            "NaN made before the softmax inside the layer",
+            "find the 0 * inf, inf - inf, division by zero or log(0) before that layer's softmax",
+            "SqrtScores 'sqrt_scores/scores' is the first layer whose output holds NaN/Inf (8 values in the probed "
+            "rows) although its inputs are finite; fed by input '*' (finite, max |value| 0): the values its softmax "
+            "was fed already hold NaN (made in this layer before the softmax): look for 0 * inf, inf - inf, a "
+            "division by zero or log(0) there",
+            id="nan-made-inside-the-layer"),
+        pytest.param(
+            float16_hidden_layer, 1e4, "f16_hidden/hidden (Dense)", "float16 overflow: a value past 65504 became Inf",
+            "compute this layer in float32 (dtype='float32'), use keras.ops.softmax, or constants that fit float16",
+            "Dense 'f16_hidden/hidden' is the first layer whose output holds NaN/Inf (32 values in the probed rows) "
+            "although its inputs are finite; fed by input '*' (finite, max |value| 1e+04): it computes in float16, "
+            "and a value past float16's largest finite value 65504 (a constant such as -1e9 for a mask, an exp() past "
+            "11.1, a product or sum past 65504; its inputs reach 1e+04) becomes Inf, and Inf - Inf or 0 * Inf then "
+            "gives NaN: compute this layer in float32 (dtype='float32' on the layer), use keras.ops.softmax (it "
+            "subtracts the maximum, so it stays finite), or use constants that fit float16 (e.g. -3e4 as a mask value)",
+            id="float16-overflow-of-large-inputs"),
+    ],
+)
+def test_a_nan_made_inside_a_layer_is_explained_in_full(
+    build: Callable[[], keras.Model], value: float, layer: str, cause: str, fix: str, explanation: str
+) -> None:
+    import numpy as np
+
+    model = build()
+    rows = np.full((2, model.input_shape[-1]), value, "float32")
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        check_softmax(model, inputs=rows)
+    report = raised.value.report
+    assert (report.layer_at_fault, report.cause, report.fix) == (layer, cause, fix)
+    assert matches(report.diagnosis[0], explanation), report.diagnosis[0]
+
