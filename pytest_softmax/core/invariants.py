@@ -96,8 +96,9 @@ def _check_with_nonfinite(values: np.ndarray, finite: np.ndarray, tolerance: flo
     error is infinite); the range is judged on the finite values."""
     nonfinite_per_row = (~finite).sum(axis=-1)
     clean = np.where(finite, values, 0.0)
-    below = np.clip(-clean, 0.0, None).max(axis=-1, initial=0.0)
-    above = np.clip(clean - 1.0, 0.0, None).max(axis=-1, initial=0.0)
+    # The maxima start at 0: a row inside [0, 1] has no excess.
+    below = (-clean).max(axis=-1, initial=0.0)
+    above = (clean - 1.0).max(axis=-1, initial=0.0)
     excess = np.maximum(below, above)
     errors = np.where(nonfinite_per_row > 0, np.inf, row_sum_errors(clean))
     if errors.size:
