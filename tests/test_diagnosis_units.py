@@ -112,3 +112,13 @@ def test_row_sums_are_the_least_and_largest_finite_sum_along_the_axis() -> None:
     assert _row_sums(record(values), 2) is None
     assert _row_sums(record(np.array([0.5])), -1) is None
     assert _row_sums(record(np.full((2, 2), np.nan)), -1) is None
+
+
+def test_a_mask_input_is_integer_or_holds_only_zeros_and_ones() -> None:
+    from pytest_softmax.core.diagnosis.nonfinite import _is_mask
+
+    assert _is_mask(np.array([[3, 7]], "int32"))
+    assert _is_mask(np.array([[True, False]]))
+    assert _is_mask(np.array([[0.0, 1.0, 1.0]], "float32"))
+    assert not _is_mask(np.array([[0.0, 0.5]], "float32"))
+    assert not _is_mask(np.zeros((0, 3), "float32"))

@@ -310,3 +310,20 @@ def test_rows_over_zero_classes_sum_to_zero_and_fail() -> None:
 def test_a_non_integer_class_count_names_its_type() -> None:
     with pytest.raises(TypeError, match=r"n_classes must be an integer, got float 2\.5"):
         default_tolerance("float32", 2.5)  # type: ignore[arg-type]
+
+
+def test_masked_rows_are_the_all_zero_rows_along_the_axis_and_are_left_out() -> None:
+    """What ``allow_masked_rows`` sets aside: rows (along the checked axis)
+    whose every value is 0; every other row is kept, as a 2-D array of rows."""
+    from pytest_softmax.core.invariants import without_masked_rows
+
+    # (batch 2, classes 3, steps 2): checked along axis 1, the classes.
+    output = np.zeros((2, 3, 2))
+    output[0, :, 0] = [0.2, 0.3, 0.5]
+    output[1, :, 1] = [0.0, 1.0, 0.0]
+    kept = without_masked_rows(output, 1)
+    assert kept.tolist() == [[0.2, 0.3, 0.5], [0.0, 1.0, 0.0]]
+    assert without_masked_rows(output, -2).tolist() == kept.tolist()
+    # Along the last axis, rows of 2: the all-zero pairs go.
+    assert without_masked_rows(output, -1).tolist() == [[0.2, 0.0], [0.3, 0.0], [0.5, 0.0], [0.0, 1.0]]
+    assert without_masked_rows(np.zeros((4, 3)), -1).shape == (0, 3)

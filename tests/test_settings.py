@@ -187,3 +187,42 @@ def test_a_fix_is_phrased_for_the_way_the_check_was_asked_for(
     with checking_in(Mode[mode]):
         assert how_to_set(name, value, cli_value) == expected
     assert how_to_set(name, value, cli_value).startswith("check_softmax(model, ")  # the mode is put back
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("probs", ("probs",)), ("probs, 2", ("probs", 2)), ("probs,logits", ("probs", "logits")),
+     (" -1 ", (-1,)), (["probs", 0], ("probs", 0)), (("a", " b "), ("a", "b")), ("2x", ("2x",))],
+)
+def test_output_lists_take_names_and_indices(raw: object, expected: tuple[object, ...]) -> None:
+    from pytest_softmax.settings import parse_output_list
+
+    assert parse_output_list(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", " , ", [], ["", " "]])
+def test_an_output_list_naming_nothing_is_refused(raw: object) -> None:
+    from pytest_softmax.settings import parse_output_list
+
+    with pytest.raises(ValueError, match=r"names no output; use output names or indices, e.g. probs or probs,logits"):
+        parse_output_list(raw)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(-1, -1), (1, 1), ("2", 2), (" -1 ", -1)])
+def test_an_axis_is_an_integer(raw: object, expected: int) -> None:
+    from pytest_softmax.settings import parse_axis_text
+
+    assert parse_axis_text(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (True, "True is not an integer axis; use e.g. -1"),
+    ("last", "'last' is not an integer axis; use e.g. -1 or 1"),
+    ("1.5", "'1.5' is not an integer axis; use e.g. -1 or 1"),
+])
+def test_an_axis_that_is_not_an_integer_is_refused(raw: object, message: str) -> None:
+    from pytest_softmax.settings import parse_axis_text
+
+    with pytest.raises(ValueError) as refused:
+        parse_axis_text(raw)
+    assert str(refused.value) == message
