@@ -150,7 +150,7 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
         f"{layer_name(cause)} is the softmax that makes the output, and its rows are not normalized along "
         f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})",
         "the softmax's rows are not normalized",
-        "make the softmax run over the checked axis, with a finite input")
+        "compute the softmax in float32, or raise the tolerance if its dtype cannot do better")
 
 
 def _masked_zero_row(cause: LayerRecord, axes: tuple[int, ...], table: LayerTable) -> Finding | None:

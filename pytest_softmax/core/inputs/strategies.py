@@ -42,6 +42,10 @@ _FREE_VALUE = None
 _MASK_PATTERNS = st.sampled_from(WEIGHTED_MASK_PATTERNS)
 
 
+def _seed_for(draw: st.DrawFn, pattern: str) -> int:
+    return draw(_SEEDS) if pattern in SEEDED_PATTERNS else 0
+
+
 def _spike_count(drawn: int) -> int:
     """0 spikes for the lower half of the draw, then 1 to MAX_SPIKES."""
     return max(0, drawn - MAX_SPIKES + 1)
@@ -58,7 +62,7 @@ def _recipes(
     integer: bool,
 ) -> ArrayRecipe:
     pattern, scale, offset = draw(patterns), draw(scales), draw(offsets)
-    seed = draw(_SEEDS) if pattern in SEEDED_PATTERNS else 0
+    seed = _seed_for(draw, pattern)
     spikes: dict[int, float] = {}
     for _ in range(_spike_count(draw(_SPIKE_DRAWS))):
         position, value = draw(_POSITIONS), draw(spike_edges)
@@ -93,7 +97,7 @@ def _int_recipes(spec: InputSpec) -> st.SearchStrategy[ArrayRecipe]:
 @st.composite
 def _mask_recipes(draw: st.DrawFn, integer: bool) -> ArrayRecipe:
     pattern = draw(_MASK_PATTERNS)
-    return ArrayRecipe(pattern=pattern, seed=draw(_SEEDS) if pattern in SEEDED_PATTERNS else 0, integer=integer)
+    return ArrayRecipe(pattern=pattern, seed=_seed_for(draw, pattern), integer=integer)
 
 
 @functools.lru_cache(maxsize=256)
