@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pytest_softmax.core.diagnosis.regroup import _epsilon, _normalized_axes, _rearranges, _row_sums
-from pytest_softmax.core.probing import OTHER, PASSTHROUGH, SOFTMAX, LayerRecord, LayerSite
+from pytest_softmax.adapters.base.records import OTHER, PASSTHROUGH, SOFTMAX, LayerRecord, LayerSite
 
 
 def record(output: np.ndarray | None, kind: str = OTHER, path: str = "layer", **site: object) -> LayerRecord:

@@ -24,12 +24,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def runtime_imports(path: Path) -> Iterator[tuple[str, bool]]:
-    """(module, is_internal) for every import outside TYPE_CHECKING blocks."""
+def runtime_imports(path: Path, *, typing_too: bool = False) -> Iterator[tuple[str, bool]]:
+    """(module, is_internal) for every import outside TYPE_CHECKING blocks
+    (and inside them too with ``typing_too``)."""
     tree = ast.parse(path.read_text())
-    skipped = {id(n) for node in ast.walk(tree)
-               if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for sub in node.body for n in ast.walk(sub)}
+    skipped = set() if typing_too else {
+        id(n) for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for sub in node.body for n in ast.walk(sub)}
     package = module_name(path).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
@@ -52,9 +54,9 @@ def runtime_imports(path: Path) -> Iterator[tuple[str, bool]]:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def internal_edges(name: str) -> set[str]:
+def internal_edges(name: str, *, typing_too: bool = False) -> set[str]:
     edges = set()
-    for target, internal in runtime_imports(MODULES[name]):
+    for target, internal in runtime_imports(MODULES[name], typing_too=typing_too):
         while internal and target and target not in MODULES:
             target = target.rpartition(".")[0]
         if internal and target and target != name:
@@ -106,7 +108,8 @@ def test_the_pytest_layer_reaches_the_engine_only_lazily_or_through_plain_data(n
     the numpy/Hypothesis part."""
     tree = ast.parse(MODULES[name].read_text())
     top_level = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.level]
-    allowed = ("plugin", "settings", "tolerance", "errors", "core.report", "core.kinds", "adapters.registry")
+    allowed = ("plugin", "settings", "tolerance", "errors", "core.report", "core.kinds", "adapters.registry",
+               "adapters.base")
     for node in top_level:
         module = node.module or ""
         assert module.lstrip(".").startswith(allowed) or node.level == 1, ast.unparse(node)
@@ -117,4 +120,19 @@ def test_the_layers_show_in_the_tree() -> None:
     assert len(top_level) <= MAX_TOP_LEVEL_MODULES, top_level
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} >= {
         "plugin", "core", "adapters"}
-    assert {p.name for p in (PACKAGE / "adapters").iterdir() if p.is_dir() and p.name != "__pycache__"} == {"keras"}
+    assert {p.name for p in (PACKAGE / "adapters").iterdir() if p.is_dir() and p.name != "__pycache__"} == {"base", "keras"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("pytest_softmax.adapters.")))
+def test_adapters_stand_on_the_contract_alone(name: str) -> None:
+    """An adapter imports from the package only the contract (``adapters.base``)
+    and its own framework folder, type-checking imports included: what a
+    framework exchanges with the engine belongs to the contract, so a second
+    framework is written against one module."""
+    own_folder = name.split(".")[2]
+    for target in internal_edges(name, typing_too=True):
+        if own_folder == "base" and target == "pytest_softmax.errors":
+            continue  # the contract re-exports the exceptions adapters raise
+        assert target.startswith("pytest_softmax.adapters."), f"{name} imports {target}: not the contract"
+        assert own_folder == "registry" or target.split(".")[2] in {"base", own_folder}, (
+            f"{name} imports {target}: one framework folder imports another")

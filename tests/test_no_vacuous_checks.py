@@ -189,7 +189,7 @@ def test_a_complex_output_is_a_clear_setup_error(user: pytest.Pytester, extra: s
 def test_complex_values_at_an_internal_softmax_site_are_not_a_raw_error() -> None:
     """An internal site is measured in the same pass as the outputs: values
     that are not real floats there are skipped, not a tolerance ValueError."""
-    from pytest_softmax.core.probing import SOFTMAX, LayerRecord, LayerSite
+    from pytest_softmax.adapters.base.records import SOFTMAX, LayerRecord, LayerSite
     from pytest_softmax.core.sites import SiteChecker
     from pytest_softmax.settings import resolve
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import as_float64, row_sum_errors
+from ..adapters.base.arrays import as_float64, row_sum_errors
 from .kinds import NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE
 from .report import Violation
 

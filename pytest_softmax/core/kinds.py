@@ -14,8 +14,3 @@ WEIGHTS_NOT_FINITE = "weights not finite"
 
 # The rebuild line of an input the test gave (nothing to rebuild).
 GIVEN_INPUT = "(the inputs= you passed)"
-
-
-def output_label(name: str, layer_name: str, layer_class: str) -> str:
-    """How every message names a model output: ``output 'probs' (dense: Dense)``."""
-    return f"output {name!r} ({layer_name}: {layer_class})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..adapters.base import output_label
 from .kinds import (
     MODEL_RAISED,
     NOT_FINITE,
@@ -16,7 +17,6 @@ from .kinds import (
     OUT_OF_RANGE,
     SINGLE_ELEMENT,
     WEIGHTS_NOT_FINITE,
-    output_label,
 )
 
 if TYPE_CHECKING:

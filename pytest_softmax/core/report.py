@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kinds import GIVEN_INPUT, output_label
+from ..adapters.base import output_label
+from .kinds import GIVEN_INPUT
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from ..adapters.registry import adapt
 from ..errors import SoftmaxInvariantError, SoftmaxSetupError
 from ..settings import CheckSettings, checking_in, how_to_set
 from ..tolerance import normalize_dtype_name
-from .arrays import is_float
+from ..adapters.base.arrays import is_float
 from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches

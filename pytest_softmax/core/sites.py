@@ -23,9 +23,9 @@ import numpy as np
 from ..adapters.base import LayerProbing, ModelAdapter
 from ..settings import CheckSettings
 from ..tolerance import normalize_dtype_name
-from .arrays import as_float64, is_float
+from ..adapters.base.arrays import as_float64, is_float
 from .invariants import check_batch, violations_of
-from .probing import LayerRecord, LayerSite, normalize_axes
+from ..adapters.base.records import LayerRecord, LayerSite, normalize_axes
 from .report import Violation
 from .single_element import fixed_single_element, single_element_violation
 

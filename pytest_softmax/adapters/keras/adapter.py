@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...core.arrays import is_numeric
-from ...errors import SoftmaxSetupError
-from ...settings import how_to_set
-from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec
+from ..base.arrays import is_numeric
+from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec, SettingFix, SoftmaxSetupError
 from . import backends, errors, state
 from .domains import infer_domains
 from .forward import ModelForward
@@ -25,7 +23,7 @@ FLOAT_EXAMPLE = "np.zeros((8, 10), 'float32')"
 _KERAS_SIZE_ONE_SOFTMAX = r"You are using a softmax over axis"
 
 if TYPE_CHECKING:
-    from ...core.probing import LayerRecord, LayerSite, ProbeResult
+    from ..base.records import LayerRecord, LayerSite, ProbeResult
 
 # Inputs to a float16-computing model stay well inside float16's range
 # (65504), so that Inf comes from the model, not from casting the input.
@@ -64,12 +62,12 @@ def _unfeedable_input(name: str, tensor: Any, dtype: str) -> SoftmaxSetupError:
         return SoftmaxSetupError(
             f"model input {name!r} is sparse ({dtype}); the generator cannot feed it: pass inputs= with "
             "example data as dense arrays (they are fed as they are), e.g. "
-            f"{how_to_set('inputs', f'np.zeros({shape}, {dtype!r})')}"
+            f"{SettingFix('inputs', f'np.zeros({shape}, {dtype!r})')}"
         )
     return SoftmaxSetupError(
         f"model input {name!r} is {dtype}{' ragged' if getattr(tensor, 'ragged', False) else ''}"
         "; the generator cannot feed it: pass inputs= with example data, e.g. "
-        f"{how_to_set('inputs', example)}"
+        f"{SettingFix('inputs', example)}"
     )
 
 
@@ -106,7 +104,7 @@ class KerasModelAdapter:
             raise SoftmaxSetupError(
                 f"model {self.name!r} ({type(self.model).__name__}) has no known input signature "
                 "(a subclassed or unbuilt model); pass inputs= with example arrays, e.g. "
-                f"{how_to_set('inputs', FLOAT_EXAMPLE)}, "
+                f"{SettingFix('inputs', FLOAT_EXAMPLE)}, "
                 "or start the model with keras.Input(shape=...)"
             )
         return structure

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ...errors import SoftmaxSetupError
-from ..base import ModelAdapter
+from ..base import ModelAdapter, SoftmaxSetupError
 from .errors import first_line
 from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
 from .safe_loading import custom_class_names, inspect_model_file, opt_in

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ...core.arrays import as_float64, can_be_nonfinite
-from ...core.probing import (
+from ..base.arrays import as_float64, can_be_nonfinite
+from ..base.records import (
     CONTAINER,
     OTHER,
     PASSTHROUGH,

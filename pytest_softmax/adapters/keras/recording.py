@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.probing import LayerSite
+from ..base.records import LayerSite
 from . import backends
 from .forward import ModelForward
 from .numpy_values import to_numpy

@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ...errors import SoftmaxSetupError
-from ...settings import how_to_set
+from ..base import SettingFix, SoftmaxSetupError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 allows a user block before the superblock; the signature then sits
@@ -42,7 +41,7 @@ MAX_COMPRESSION_RATIO = 200
 
 def opt_in() -> str:
     """How to load a file safe mode refuses, in the mode of the check."""
-    return f"allow it with {how_to_set('safe_mode', 'False', 'false')}"
+    return f"allow it with {SettingFix('safe_mode', 'False', 'false')}"
 
 
 def inspect_model_file(path: Path, *, safe_mode: bool) -> Any:

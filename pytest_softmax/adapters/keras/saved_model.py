@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import SoftmaxSetupError
-from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec
+from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec, SoftmaxSetupError
 from . import errors, state
 from .safe_loading import opt_in
 

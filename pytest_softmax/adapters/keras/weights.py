@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.arrays import can_be_nonfinite
+from ..base.arrays import can_be_nonfinite
 from ..base import NonFiniteWeight
 from .probe import layer_paths
 

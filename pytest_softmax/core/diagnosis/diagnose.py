@@ -1,6 +1,6 @@
 """Name the layer at fault and say why.
 
-Framework-neutral rules over a :class:`~pytest_softmax.probing.ProbeResult`
+Framework-neutral rules over a :class:`~pytest_softmax.adapters.base.records.ProbeResult`
 (every layer's output on the failing input) and the failing violation.  Each
 rule returns one line a user can act on; :func:`diagnose` fills
 ``report.diagnosis`` and the ``report.layers`` table.  The probe is built

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...settings import how_to_set
-from ..probing import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
+from ...adapters.base.records import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
 from ..report import LayerResult, Violation
 from .nonfinite import Finding, explain_nonfinite, first_nonfinite
 from .regroup import explain_regrouped

@@ -6,7 +6,7 @@ import math
 from collections import deque
 from collections.abc import Iterator
 
-from ..probing import RECURRENT, LayerRecord
+from ...adapters.base.records import RECURRENT, LayerRecord
 from ..report import LayerResult
 
 MAX_TABLE_ROWS = 14

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...adapters.base import InputSpec
-from ..arrays import as_float64, is_numeric
+from ...adapters.base.arrays import as_float64, is_numeric
 from ..kinds import GIVEN_INPUT
 from ..report import InputSummary
 from ..vacuous import require_given_rows

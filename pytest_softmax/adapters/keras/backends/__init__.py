@@ -62,7 +62,7 @@ def current() -> Backend:
     name = backend_name()
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(name)
     if module is None:
-        from ....errors import SoftmaxSetupError
+        from ...base import SoftmaxSetupError
 
         raise SoftmaxSetupError(
             f"Keras runs on the {name!r} backend, which pytest-softmax does not support; "

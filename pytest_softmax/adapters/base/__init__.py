@@ -5,6 +5,14 @@ types only; everything that knows about a framework lives behind a
 :class:`ModelAdapter`.  Optional capabilities are protocols of their own,
 checked with ``isinstance``: an adapter that cannot look inside its model
 still gets its outputs checked.
+
+The contract is all an adapter imports from the package: this module (the
+protocols and the specs passed across), :mod:`.records` (what a layer probe
+hands back), :mod:`.arrays` (the array helpers both sides share) and the
+errors it raises, with :class:`SettingFix` for a fix the user makes by
+changing a setting (phrased for the way the check was asked for, which an
+adapter does not know).  This module imports no numpy at run time, so that
+the plain data modules of the engine can name outputs without it.
 """
 
 from __future__ import annotations
@@ -14,18 +22,25 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from ..core.kinds import output_label
+from ...errors import SettingFix, SoftmaxSetupError
 
 if TYPE_CHECKING:
-    from ..core.probing import LayerRecord, LayerSite, ProbeResult
+    import numpy as np
+
+    from .records import LayerRecord, LayerSite, ProbeResult
+
+__all__ = ["SettingFix", "SoftmaxSetupError"]  # re-exported: adapters raise them
 
 
 # The kinds of values an input takes, as the adapter infers them from the model.
 IDS = "ids"  # integer ids bounded by a vocabulary
 MASK = "mask"  # 0/1 (or bool): padding and attention masks
 VALUES = "values"  # nothing known: the dtype's ordinary ranges
+
+
+def output_label(name: str, layer_name: str, layer_class: str) -> str:
+    """How every message names a model output: ``output 'probs' (dense: Dense)``."""
+    return f"output {name!r} ({layer_name}: {layer_class})"
 
 
 @dataclass(frozen=True)
