@@ -33,12 +33,12 @@ def test_the_getting_started_examples_run_as_the_page_says(pytester: pytest.Pyte
     result.assert_outcomes(failed=1, passed=4)
     result.stdout.fnmatch_lines([
         "*_ test_founding_bug_is_caught _*",
-        "softmax invariant violated: output 'lstm' (lstm: LSTM) is not normalized: max |sum - 1| = * > "
-        "tolerance 3.58e-06 [[]float32, axis -1, 3 classes[]]",
+        ("softmax invariant violated: output 'lstm' (lstm: LSTM) is not normalized: max |sum - 1| = * > "
+         "tolerance 3.58e-06 [[]float32, axis -1, 3 classes[]]"),
         "  layer at fault: founding_bug/lstm (LSTM) (softmax inside the LSTM cell, which gates it)",
         "  fix: LSTM(3) followed by Dense(3, activation='softmax')",
-        "  LSTM 'founding_bug/lstm' applies softmax inside its recurrent cell: the cell multiplies it by the "
-        "output gate, *",
+        ("  LSTM 'founding_bug/lstm' applies softmax inside its recurrent cell: the cell multiplies it by the "
+         "output gate, *"),
         "*replay: rerun with: pytest 'test_getting_started.py::test_founding_bug_is_caught' --hypothesis-seed=*",
     ])
     assert "FAILED test_getting_started.py::test_founding_bug_is_caught" in result.stdout.str()
