@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 TESTS_DIR = Path(__file__).parent
+# What a newcomer's `pip install -e ".[test]"` leaves out; tests that need it
+# skip, saying how to get it.
+FULL_INSTALL = 'pip install torch==2.13.0 && pip install -e ".[test,jax,torch]"'
+
+
+def needs(module: str) -> list[pytest.MarkDecorator]:
+    """Skip unless ``module`` (an optional backend or package) is installed;
+    the reason names the install line that brings it.  The ``needs_extra``
+    mark lets CI's full leg select exactly the tests the newcomer's run skipped."""
+    missing = importlib.util.find_spec(module) is None
+    return [pytest.mark.needs_extra,
+            pytest.mark.skipif(missing, reason=f"{module} is not installed (an optional extra): {FULL_INSTALL}")]
+
+
+def backend_param(backend: str) -> object:
+    """A Keras backend as a test parameter, skipped where it is not installed
+    (TensorFlow, a hard dependency, always is)."""
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+    return pytest.param(backend, marks=needs(module), id=backend)
 
 
 def importing(pytester: pytest.Pytester, *modules: str) -> pytest.Pytester:

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import keras
 import pytest
+from helpers import backend_param
 
-BACKENDS = ("tensorflow", "jax", "torch")
+# JAX and torch come with the [jax] and [torch] extras: where either is not
+# installed its runs skip, naming the install line.
+BACKENDS = [backend_param(name) for name in ("tensorflow", "jax", "torch")]
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 pytestmark = pytest.mark.backend_matrix

@@ -92,3 +92,14 @@ def test_the_nav_lists_every_page_and_only_pages_that_exist() -> None:
     assert pages - listed == set(), "pages missing from mkdocs.yml's nav (orphans)"
     assert listed - pages == set(), "nav entries with no page"
     assert {"index.md", "getting-started.md", "pytorch.md", "html-report.md", "changelog.md"} <= listed
+
+
+def test_ci_runs_the_readme_commands_verbatim() -> None:
+    """CI proves what a newcomer runs: each of the README's two commands
+    appears in .ci/run exactly as written."""
+    readme_commands = [line for line in (ROOT / "README.md").read_text().splitlines()
+                       if line.startswith("python3 -m venv ")]
+    ci_script = (ROOT / ".ci" / "run").read_text()
+    assert len(readme_commands) == 2
+    for command in readme_commands:
+        assert command in ci_script, command

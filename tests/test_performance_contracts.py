@@ -25,7 +25,7 @@ from pytest_softmax.core.inputs.fill import RANDOM_BLOCK
 from pytest_softmax.core.inputs.recipes import ArrayRecipe
 from pytest_softmax.core.inputs.strategies import generated_batches
 
-HEAVY = ("tensorflow", "keras", "numpy")
+HEAVY = ("tensorflow", "keras", "numpy", "torch", "jax")
 
 MODULES_CONFTEST = """
 import json, sys
