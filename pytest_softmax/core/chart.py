@@ -79,7 +79,10 @@ def layer_chart(layers: Sequence[Mapping[str, Any]], cause: str | None = None) -
     slot = plot_width / count  # a short model's bars spread over the plot
     width = LEFT + plot_width + RIGHT
     labelled = count <= LABELLED_LAYERS
-    label_room = 150 if labelled or any(_labelled(layer, labelled) for layer in layers) else 10
+    longest = max((min(len(str(layer.get("name", ""))), LABEL_CHARACTERS) for layer in layers
+                   if _labelled(layer, labelled)), default=0)
+    # Labels slope at 40 degrees: about 0.64 of their length goes down.
+    label_room = 24 + longest * 4.5
     strip_top = TOP + PLOT_HEIGHT + 10
     height = strip_top + STRIP_HEIGHT + label_room
     ratios = [_ratio(layer) for layer in layers]
