@@ -65,7 +65,7 @@ def entry(nodeid: str, report: SoftmaxReport) -> dict[str, Any]:
 
 
 def svg_of(markup: str) -> ET.Element:
-    found = re.search(r"<svg .*?</svg>", markup, re.S)
+    found = re.search(r"<svg .*?</svg>", markup, re.DOTALL)
     assert found, markup[:200]
     return ET.fromstring(found.group(0))
 

@@ -29,7 +29,7 @@ def sections(page: str) -> list[tuple[str, str]]:
 
 def charts(page: str) -> list[ET.Element]:
     """Every per-layer chart of the page, parsed."""
-    return [ET.fromstring(svg) for svg in re.findall(r'<svg [^>]*class="layer-chart".*?</svg>', page, re.S)]
+    return [ET.fromstring(svg) for svg in re.findall(r'<svg [^>]*class="layer-chart".*?</svg>', page, re.DOTALL)]
 
 
 def bars(chart: ET.Element, kind: str = "layer-mark") -> list[ET.Element]:
@@ -159,8 +159,8 @@ def test_the_ini_key_colliding_with_the_json_report_is_refused_naming_the_ini_fi
     pytester.makepyfile(test_plain=PLAIN_TEST)
     result = pytester.runpytest(*QUICK, "--softmax-report", "out.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*pytest-softmax: softmax_html = out.json (in {ini}): --softmax-report writes "
-                                 "the same file*"])
+    result.stderr.fnmatch_lines([(f"*pytest-softmax: softmax_html = out.json (in {ini}): --softmax-report writes "
+                                  "the same file*")])
 
 
 def test_a_foreign_file_is_refused_at_start_up_and_kept(pytester: pytest.Pytester) -> None:
@@ -169,8 +169,8 @@ def test_a_foreign_file_is_refused_at_start_up_and_kept(pytester: pytest.Pyteste
     foreign.write_text("<html>someone's dashboard</html>")
     result = pytester.runpytest(*QUICK, "--softmax-html", "index.html")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*pytest-softmax: --softmax-html index.html: the file exists and is not a "
-                                 "pytest-softmax HTML report; the plugin never overwrites other files*"])
+    result.stderr.fnmatch_lines([("*pytest-softmax: --softmax-html index.html: the file exists and is not a "
+                                  "pytest-softmax HTML report; the plugin never overwrites other files*")])
     assert foreign.read_text() == "<html>someone's dashboard</html>"
 
 
@@ -182,9 +182,9 @@ def test_a_file_written_at_the_path_during_the_run_is_left_alone(pytester: pytes
     """)
     result = pytester.runpytest(*QUICK, "--softmax-html", "page.html")
     assert (pytester.path / "page.html").read_text() == "another tool's page"
-    result.stdout.fnmatch_lines(["*pytest-softmax: --softmax-html *page.html: a file that is not a pytest-softmax "
-                                 "HTML report appeared there during the run; it was left as it is and the page was "
-                                 "NOT written*"])
+    result.stdout.fnmatch_lines([("*pytest-softmax: --softmax-html *page.html: a file that is not a pytest-softmax "
+                                  "HTML report appeared there during the run; it was left as it is and the page was "
+                                  "NOT written*")])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
