@@ -19,7 +19,7 @@ from helpers import importing
 
 BROWSER = next((found for name in ("chromium", "chromium-browser", "google-chrome")
                 if (found := shutil.which(name))), None)
-pytestmark = pytest.mark.skipif(
+needs_browser = pytest.mark.skipif(
     BROWSER is None, reason="no chromium binary on the PATH (Debian: apt-get install -y chromium)")
 
 WINDOW = (1200, 900)
@@ -90,6 +90,7 @@ def test_the_png_decoder_reads_what_it_is_given() -> None:
     assert png_pixels(png) == (2, 2, [(10, 20, 30), (15, 25, 35), (11, 21, 31), (15, 25, 35)])
 
 
+@needs_browser
 def test_the_page_is_drawn_in_a_real_browser(pytester: pytest.Pytester, tmp_path: Path) -> None:
     importing(pytester, "deep_zoo", "model_zoo").makepyfile(test_models="""
         import pytest
