@@ -164,7 +164,7 @@ def _layer_marks(layer: Mapping[str, Any], ratio: float | None, x: float, bar: f
     marks += [(f'<rect class="{" ".join(kinds)}" data-layer="{name}" x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" '
               f'height="{max(bottom - top, 1.5):.1f}"><title>{_text(tooltip)}</title></rect>')]
     if layer.get("at_fault"):
-        value = f"{ratio:.3g}\u00d7 tolerance" if ratio is not None else "at fault"
+        value = f"{_short(ratio)}\u00d7 tolerance" if ratio is not None else "at fault"
         if share > 0:
             value = f"{share:.0%} NaN/Inf" if ratio is None else f"{value}, {share:.0%} NaN/Inf"
         marks.append(f'<text class="fault-value" x="{x + bar / 2:.1f}" y="{max(top - 5, TOP - 2):.1f}">'
@@ -181,13 +181,22 @@ def _layer_marks(layer: Mapping[str, Any], ratio: float | None, x: float, bar: f
     return marks
 
 
+def _short(number: float) -> str:
+    """``1.3e5`` rather than ``1.32e+05``: read at a glance."""
+    return f"{number:.2g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
 def bin_labels() -> list[str]:
-    """``<= 1e-06``, ``1e-06 - 1e-05``, ... ``> 1``: the bins of the margin
-    histogram, in multiples of the tolerance."""
-    edges = list(ROW_ERROR_BINS)
-    labels = [f"\u2264 {edges[1]:g}"]
-    labels += [f"{low:g} \u2013 {high:g}" for low, high in itertools.pairwise(edges[1:])]
-    return [*labels, f"> {edges[-1]:g}"]
+    """``<= 1e-6``, ``1e-6-1e-5``, ... ``1e-1-1``, ``> 1``: the bins of the
+    margin histogram, in multiples of the tolerance (short enough to sit
+    under their bars)."""
+    edges = [_decade(edge) for edge in ROW_ERROR_BINS[1:]]
+    return [f"\u2264 {edges[0]}", *(f"{low}\u2013{high}" for low, high in itertools.pairwise(edges)), f"> {edges[-1]}"]
+
+
+def _decade(value: float) -> str:
+    exponent = round(math.log10(value))
+    return "1" if exponent == 0 else f"1e{exponent}"
 
 
 def margin_histogram(counts: Sequence[int], title: str = "") -> str:
