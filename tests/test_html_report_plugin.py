@@ -123,6 +123,13 @@ def test_the_ini_key_writes_the_page_relative_to_the_ini_file(
     assert not (pytester.path / "sub" / "reports").exists()
 
 
+def test_the_ini_key_given_with_dash_o_is_relative_to_where_pytest_runs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain=PLAIN_TEST)
+    result = pytester.runpytest(*QUICK, "-o", "softmax_html=out/page.html")
+    assert result.ret == pytest.ExitCode.OK
+    assert GENERATOR in (pytester.path / "out" / "page.html").read_text()
+
+
 def test_a_plain_run_with_the_page_imports_no_heavy_library(pytester: pytest.Pytester) -> None:
     modules_file = pytester.path / "modules.json"
     pytester.makeconftest(

@@ -49,8 +49,10 @@ def _target(config: pytest.Config) -> tuple[str, Path] | None:
     value = config.getini(INI_KEY)
     if not value or not isinstance(value, str):
         return None
-    base = config.inipath.parent if config.inipath is not None else config.rootpath
-    return f"{INI_KEY} = {value} (in {config.inipath})", (base / os.path.expanduser(value)).resolve()
+    if config.inipath is None:  # set with -o: relative to where pytest runs
+        return f"{INI_KEY} = {value}", (config.invocation_params.dir / os.path.expanduser(value)).resolve()
+    return (f"{INI_KEY} = {value} (in {config.inipath})",
+            (config.inipath.parent / os.path.expanduser(value)).resolve())
 
 
 def configure(config: pytest.Config) -> None:
