@@ -27,12 +27,13 @@ FAULT_RED = (0xDC, 0x26, 0x26)  # svg .layer-mark.fault in the page's stylesheet
 NAN_PURPLE = (0x7C, 0x3A, 0xED)  # svg .nonfinite-mark
 
 
-def chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def chromium(page: Path, profile: Path, *args: str, fragment: str = "") -> subprocess.CompletedProcess[bytes]:
     """One headless chromium run on ``page``, offline, in a throw-away profile."""
     assert BROWSER is not None
+    address = page.as_uri() + (f"#{fragment}" if fragment else "")
     command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}", *args, page.as_uri()]
+               f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}", *args, address]
     return subprocess.run(command, capture_output=True, timeout=120, check=True)
 
 
@@ -126,6 +127,13 @@ def test_the_page_is_drawn_in_a_real_browser(pytester: pytest.Pytester, tmp_path
         assert faults == [row["name"] for row in checks[test]["layer_profile"] if row["at_fault"]]
         assert len(faults) == 1
     assert 'class="margin-chart"' in dom
+    assert not re.search(r'class="v-passed"[^>]* hidden', dom)
+
+    # The page's script ran: opened as page.html#failures, it hides the passes.
+    filtered = chromium(page, tmp_path / "profile-filter", "--dump-dom", fragment="failures").stdout.decode()
+    hidden = re.findall(r'<(?:tr|section) class="[^"]*v-passed"[^>]*>', filtered)
+    assert len(hidden) == 2 and all(" hidden" in tag for tag in hidden), hidden
+    assert re.search(r'<input type="checkbox" id="failures-only"[^>]*>', filtered)
 
     shot = tmp_path / "page.png"
     chromium(page, tmp_path / "profile-shot", f"--screenshot={shot}")

@@ -56,14 +56,17 @@ svg .margin-chart .tolerance-label{text-anchor:end}
 .fault-line{font-weight:600;color:#b91c1c}
 """
 
-# The page's only script: hide passing checks on request (the page is
-# complete without it).
+# The page's only script: hide passing checks on request, or when the page
+# is opened as page.html#failures (a link a CI job can post).  The page is
+# complete without it.
 SCRIPT = """
-document.getElementById('failures-only').addEventListener('change', function (event) {
-  document.querySelectorAll('.v-passed').forEach(function (node) {
-    node.hidden = event.target.checked;
-  });
-});
+var failuresOnly = document.getElementById('failures-only');
+function showFailuresOnly(hide) {
+  failuresOnly.checked = hide;
+  document.querySelectorAll('.v-passed').forEach(function (node) { node.hidden = hide; });
+}
+failuresOnly.addEventListener('change', function () { showFailuresOnly(failuresOnly.checked); });
+if (window.location.hash === '#failures') { showFailuresOnly(true); }
 """
 
 LEGEND = (
