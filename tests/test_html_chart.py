@@ -204,3 +204,13 @@ def test_the_json_entry_carries_the_chart_data() -> None:
     assert passed["outputs"][0]["row_error_counts"] == [1, 2, 3, 0, 0, 0, 0, 0]
     assert passed["outputs"][0]["row_error_bins"] == list(ROW_ERROR_BINS)
     assert data["message"] == str(failing_report())
+
+
+def test_a_long_model_keeps_one_mark_per_layer_and_labels_only_the_fault_and_the_sites() -> None:
+    many = [layer(f"net/dense_{i}", 3.0) for i in range(60)]
+    many[41] = layer("net/attention", 0.5, site=True)
+    many[50] = layer("net/broken", 1e4, fault=True)
+    svg = chart_of(many)
+    assert len(marks(svg, "layer-mark")) == 60
+    assert [t.text for t in marks(svg, "label")] == ["net/attention", "net/broken"]
+    assert float(svg.get("width", "0")) <= 1000 + 1  # the plot fits a page; more layers scroll
