@@ -358,7 +358,8 @@ def test_xdist_gives_the_serial_verdicts_and_one_report_of_every_worker(
     # A subprocess: xdist workers are processes of their own anyway; they
     # import model_zoo from the test folder.
     shutil.copy(Path(model_zoo.__file__), zoo.path)
-    parallel = zoo.runpytest_subprocess(*args, "-n", "2", "--softmax-report", "parallel.json")
+    parallel = zoo.runpytest_subprocess(*args, "-n", "2", "--softmax-report", "parallel.json",
+                                        "--softmax-html", "parallel.html")
     parallel.assert_outcomes(passed=2, failed=3)
     serial_doc, parallel_doc = load_json(zoo.path / "serial.json"), load_json(zoo.path / "parallel.json")
     assert verdicts(parallel_doc) == verdicts(serial_doc) and len(parallel_doc["checks"]) == 6
@@ -366,6 +367,15 @@ def test_xdist_gives_the_serial_verdicts_and_one_report_of_every_worker(
     # The command-line seed reached every worker's checks.
     assert {c["seed"] for c in parallel_doc["checks"]} == {5}
     parallel.stdout.fnmatch_lines(["*= softmax invariants =*", "6 checks, 3 failed, 3 passed*"])
+    # The HTML page is drawn from the same checks, the workers' layer data included.
+    page = (zoo.path / "parallel.html").read_text()
+    shown = re.findall(r'<section class="check v-(\w+)" id="check-\d+"><h2>([^<]*)</h2>', page)
+    assert sorted(shown) == sorted((c["verdict"], c["nodeid"]) for c in parallel_doc["checks"])
+    assert [verdict for verdict, _ in shown] == sorted((verdict for verdict, _ in shown), key=["failed", "error",
+                                                                                              "passed"].index)
+    faults = re.findall(r'class="layer-mark fault[^"]*" data-layer="([^"]*)"', page)
+    assert faults and faults == [row["name"] for c in sorted(parallel_doc["checks"], key=lambda c: c["nodeid"])
+                                 if c["verdict"] == "failed" for row in c["layer_profile"] if row["at_fault"]]
 
 
 # --- replay ----------------------------------------------------------------------

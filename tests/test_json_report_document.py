@@ -59,6 +59,19 @@ def test_the_document_of_a_run_with_flags(zoo: pytest.Pytester) -> None:
         "sources": {"atol": "--softmax-atol", "max_examples": "--softmax-max-examples"},
         "hypothesis_seed": "3", "hypothesis_profile": None,
     }
+    # The per-layer data behind the HTML chart: every probed layer of the
+    # failure, the blamed one marked; a pass's rows counted in the histogram bins.
+    logits, healthy = document["checks"]
+    profile = logits["layer_profile"]
+    assert profile and all(set(row) == {"name", "layer_class", "max_error", "tolerance", "nonfinite", "values",
+                                        "softmax_site", "at_fault"} for row in profile)
+    assert [f"{row['name']} ({row['layer_class']})" for row in profile if row["at_fault"]] == [logits["layer_at_fault"]]
+    assert {row["tolerance"] for row in profile} == {logits["tolerance"]}
+    assert healthy["layer_profile"] == []
+    for output in healthy["outputs"]:
+        assert sum(output["row_error_counts"]) == output["rows"]
+        assert len(output["row_error_counts"]) == len(output["row_error_bins"])
+    assert logits["message"].splitlines()[0] == logits["headline"]
     # The umask decides the permissions, as for any file the user's tools write.
     umask = os.umask(0)
     os.umask(umask)

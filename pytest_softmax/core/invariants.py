@@ -15,7 +15,7 @@ import numpy as np
 
 from ..adapters.base.arrays import as_float64, row_sum_errors
 from .kinds import NOT_FINITE, NOT_NORMALIZED, OUT_OF_RANGE
-from .report import Violation
+from .report import ROW_ERROR_BINS, Violation
 
 MAX_ROW_VALUES_SHOWN = 8
 
@@ -36,6 +36,8 @@ class BatchCheck:
     min_value: float
     max_value: float
     tolerance: float
+    # Finite rows per bin of ROW_ERROR_BINS (|sum - 1| / tolerance).
+    error_counts: tuple[int, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -88,6 +90,7 @@ def _check_all_finite(values: np.ndarray, tolerance: float) -> BatchCheck:
         min_value=float(row_min.min()),
         max_value=float(row_max.max()),
         tolerance=tolerance,
+        error_counts=row_error_counts(errors, tolerance),
     )
 
 
@@ -121,7 +124,25 @@ def _check_with_nonfinite(values: np.ndarray, finite: np.ndarray, tolerance: flo
         min_value=float(values[finite].min()) if finite.any() else 0.0,
         max_value=float(values[finite].max()) if finite.any() else 0.0,
         tolerance=tolerance,
+        error_counts=row_error_counts(errors[np.isfinite(errors)], tolerance),
     )
+
+
+_BIN_EDGES = np.asarray(ROW_ERROR_BINS[1:])
+
+
+def row_error_counts(errors: np.ndarray, tolerance: float) -> tuple[int, ...]:
+    """How many of the (finite) row errors fall in each bin of
+    ``ROW_ERROR_BINS``: one pass over the errors already computed, so a
+    check keeps a handful of integers per output, never its rows.  The
+    bins' upper edges are inclusive: a row at exactly the tolerance passes
+    and is counted below 1."""
+    if tolerance > 0:
+        ratios = np.ravel(errors) / tolerance
+    else:  # no tolerance: every nonzero error is past it
+        ratios = np.where(np.ravel(errors) > 0, np.inf, 0.0)
+    bins = np.searchsorted(_BIN_EDGES, ratios, side="left")
+    return tuple(int(c) for c in np.bincount(bins, minlength=len(ROW_ERROR_BINS)))
 
 
 def violations_of(check: BatchCheck, output: np.ndarray, *, axis: int, name: str, layer_name: str,

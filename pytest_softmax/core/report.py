@@ -22,6 +22,13 @@ class Replay:
     command: str | None = None
 
 
+# Lower bounds of the bins of a check's row-error histogram, as multiples of
+# the tolerance: [0, 1e-6), [1e-6, 1e-5), ... [0.1, 1] and (1, inf).  Log
+# spaced so that a passing check shows its margin in decades; a fixed number
+# of bins counted per example, so the search keeps a few integers, not rows.
+ROW_ERROR_BINS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
 @dataclass(frozen=True)
 class OutputResult:
     """The worst the check saw on one model output, over every example."""
@@ -42,6 +49,9 @@ class OutputResult:
     unnormalized_rows: int = 0
     min_value: float = 0.0
     max_value: float = 0.0
+    # Finite rows per bin of ROW_ERROR_BINS (|sum - 1| / tolerance), over
+    # every example; () when no row was measured.
+    row_error_counts: tuple[int, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -108,6 +118,34 @@ class LayerResult:
     verdict: str
 
 
+@dataclass(frozen=True)
+class LayerProfile:
+    """One layer call of the per-layer chart, on the failing input, in
+    execution order: its worst ``|row sum - 1|`` along the checked axis (a
+    softmax site's own axes), NaN where the output has no such axis, judged
+    against the tolerance of the failing output; how many of its ``values``
+    are NaN/Inf; whether it is a softmax site and whether the diagnosis
+    blames it."""
+
+    name: str
+    layer_class: str
+    max_error: float
+    tolerance: float
+    nonfinite: int
+    values: int
+    softmax_site: bool = False
+    at_fault: bool = False
+
+    @property
+    def nonfinite_share(self) -> float:
+        return self.nonfinite / self.values if self.values else 0.0
+
+    @property
+    def relative_error(self) -> float:
+        """``max_error / tolerance`` (NaN when either is unknown)."""
+        return self.max_error / self.tolerance if self.tolerance > 0 else float("nan")
+
+
 @dataclass
 class SoftmaxReport:
     """Outcome of :func:`pytest_softmax.check_softmax`."""
@@ -138,6 +176,9 @@ class SoftmaxReport:
     cause: str | None = None
     # The fix in one short clause, from the same rule; None: no rule fired.
     fix: str | None = None
+    # Every layer call the probe saw on the failing input, in execution
+    # order: the data behind the per-layer chart (empty: no probe ran).
+    layer_profile: list[LayerProfile] = field(default_factory=list)
 
     @property
     def blamed_layer(self) -> str | None:

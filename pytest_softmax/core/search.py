@@ -125,7 +125,14 @@ class _OutputTracker:
             unnormalized_rows=previous.unnormalized_rows + check.unnormalized_rows,
             min_value=min(previous.min_value, check.min_value),
             max_value=max(previous.max_value, check.max_value),
+            row_error_counts=_add_counts(previous.row_error_counts, check.error_counts),
         )
+
+
+def _add_counts(total: tuple[int, ...], more: tuple[int, ...]) -> tuple[int, ...]:
+    if not total:
+        return more
+    return tuple(a + b for a, b in zip(total, more)) if more else total
 
 
 @dataclass

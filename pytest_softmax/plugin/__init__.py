@@ -9,7 +9,8 @@ a test asks for one.
 The pytest layer: ``keys`` (names and stash keys shared below),
 ``runner`` (the check a test runs), ``collection`` (``--softmax-model``
 items), ``records`` (results carried on reports), ``terminal`` (header and
-summary) and ``json_report`` (``--softmax-report``).
+summary), ``json_report`` (``--softmax-report``) and ``html_report``
+(``--softmax-html``, and the chart on pytest-html's rows).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..settings import (
     parse_overrides,
     unknown_ini_key_error,
 )
-from . import collection, json_report, records, terminal
+from . import collection, html_report, json_report, records, terminal
 from .keys import MARKER_NAME, marker_settings_key, planned_check_key, session_settings_key
 from .runner import fail_setup, plan_check, run_item_check, run_planned
 
@@ -57,6 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(setting.ini_key, help=setting.help, default=None)
     collection.add_options(group, parser)
     json_report.add_options(group)
+    html_report.add_options(group, parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,12 +74,14 @@ def pytest_configure(config: pytest.Config) -> None:
     _reject_unknown_ini_keys(config)
     collection.configure(config)
     json_report.configure(config)
+    html_report.configure(config)
     # Gathers the checks carried by every report, a worker's too.
     config.pluginmanager.register(records.ReportCollector(), records.COLLECTOR_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     json_report.unconfigure(config)
+    html_report.unconfigure(config)
     collector = config.pluginmanager.get_plugin(records.COLLECTOR_NAME)
     if collector is not None:
         config.pluginmanager.unregister(collector, records.COLLECTOR_NAME)
@@ -209,6 +213,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     records.attach(item, call, report)
+    if html_report.pytest_html_active(item.config):
+        html_report.attach_html_extras(report)
     return report
 
 

@@ -17,9 +17,9 @@ import datetime
 import json
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
@@ -49,7 +49,7 @@ def configure(config: pytest.Config) -> None:
     if not raw or is_worker(config):
         return
     path = (config.invocation_params.dir / os.path.expanduser(raw)).resolve()
-    problem = report_path_problem(path) or _shared_with(config, path)
+    problem = report_path_problem(path) or shared_with(config, path, "softmax_report")
     if problem:
         raise pytest.UsageError(f"pytest-softmax: --softmax-report {raw}: {problem}")
     if path.is_dir():
@@ -71,19 +71,24 @@ OTHER_OUTPUTS = (
     ("json_report_file", "--json-report-file"),
     ("htmlpath", "--html"),
     ("log_file", "--log-file"),
+    ("softmax_report", "--softmax-report"),
+    ("softmax_html", "--softmax-html"),
 )
 
 
-def _shared_with(config: pytest.Config, path: Path) -> str | None:
+def shared_with(config: pytest.Config, path: Path, own: str) -> str | None:
     """The other output of this run that would write ``path``, if any: the
-    report would silently replace it (or be replaced by it)."""
+    report would silently replace it (or be replaced by it).  ``own`` is
+    the asking report's option (dest), not compared with itself."""
     for dest, flag in OTHER_OUTPUTS:
+        if dest == own:
+            continue
         other = config.getoption(dest, None)
         if not isinstance(other, (str, os.PathLike)) or not os.fspath(other):
             continue
         where = (config.invocation_params.dir / os.path.expanduser(os.fspath(other))).resolve()
         if where == path:
-            return f"{flag} writes the same file; give the softmax report its own path"
+            return f"{flag} writes the same file; give each report its own path"
     return None
 
 
@@ -174,6 +179,17 @@ def build(entries: Sequence[dict[str, Any]], settings: dict[str, Any], exit_stat
 def write_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write next to ``path`` then rename over it: readers see the old file
     or the whole new one, never a prefix."""
+
+    def dump(handle: TextIO) -> None:
+        json.dump(document, handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+    replace_atomically(path, dump)
+
+
+def replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Let ``write`` fill a temporary file next to ``path``, then rename it
+    over ``path``: a crash or Ctrl-C while writing leaves the old file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A short name of its own: the target's name may already use the whole
     # file-name limit, and a prefix added to it would not fit.
@@ -183,8 +199,7 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, allow_nan=False)
-            handle.write("\n")
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

@@ -60,11 +60,15 @@ def _layer_at_fault(report: SoftmaxReport) -> str | None:
 def check_entry(nodeid: str, source: str, report: SoftmaxReport) -> dict[str, Any]:
     """One check as a plain dict: the record behind the summary, the JSON
     report and the junit properties."""
+    from ..core.report import ROW_ERROR_BINS
+
     data = plain(report)
     failed_output = report.violations[0].output if report.violations else ""
     for result, out in zip(report.outputs, data.get("outputs", [])):
         out["tolerance"] = plain(result.tolerance)
         out["passed"] = result.passed
+        # The lower bounds of the row_error_counts bins, in tolerances.
+        out["row_error_bins"] = list(ROW_ERROR_BINS)
     entry: dict[str, Any] = {
         "nodeid": nodeid,
         "model_source": source,
@@ -76,6 +80,8 @@ def check_entry(nodeid: str, source: str, report: SoftmaxReport) -> dict[str, An
         "cause": report.cause,
         # What broke, where and why, on one line (what a CI page shows first).
         "summary": report.headline + (f"; {report.fault_line}" if not report.passed and report.fault_line else ""),
+        # The whole message, as the terminal shows it.
+        "message": str(report),
     }
     data.pop("passed", None)
     data.pop("layer_at_fault", None)
@@ -89,7 +95,7 @@ def error_entry(nodeid: str, source: str, message: str) -> dict[str, Any]:
     headline = message.strip().splitlines()[0] if message.strip() else "check could not run"
     return {
         "nodeid": nodeid, "model_source": source, "model": None, "verdict": ERROR,
-        "headline": headline, "checked_outputs": [], "layer_at_fault": None, "cause": None, "summary": headline,
+        "headline": headline, "message": message.strip(), "checked_outputs": [], "layer_at_fault": None, "cause": None, "summary": headline,
     }
 
 

@@ -27,9 +27,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...adapters.base import LayerProbing, ModelAdapter
+from ...adapters.base.records import LayerRecord, ProbeResult
 from ...tolerance import default_tolerance
 from ..kinds import MODEL_RAISED, NOT_FINITE, SINGLE_ELEMENT
-from ..report import SoftmaxReport, Violation
+from ..report import LayerProfile, SoftmaxReport, Violation
 from ..sites import SiteChecker
 from .rules import explain
 
@@ -76,8 +77,9 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
     report.layers = found.rows
     report.cause = found.cause or report.cause
     report.fix = found.fix or report.fix
-    report.layer_at_fault = next(
-        (f"{row.path} ({row.layer_class})" for row in found.rows if row.verdict.startswith("at fault")), None)
+    at_fault = next((row for row in found.rows if row.verdict.startswith("at fault")), None)
+    report.layer_at_fault = f"{at_fault.path} ({at_fault.layer_class})" if at_fault else None
+    report.layer_profile = layer_profile(result, first, at_fault.path if at_fault else None)
 
 
 def low_precision(violation: Violation) -> str | None:
@@ -119,3 +121,27 @@ def single_element_line(violation: Violation) -> str:
     where = violation.site or violation.layer_name
     cause = violation.message.split(": ", 1)[-1]
     return f"{violation.layer_class} {where!r} normalizes over a single element: {cause}"
+
+
+def layer_profile(result: ProbeResult, violation: Violation, at_fault: str | None) -> list[LayerProfile]:
+    """Every probed layer call, in execution order, as the per-layer chart
+    draws it: the sums are taken along the checked axis (a softmax site's
+    along its own), as the layer table does."""
+    profile = []
+    for record in result.records:
+        site = record.site
+        axes = site.softmax_axes if site.is_softmax_site and site.softmax_axes else violation.axis
+        profile.append(LayerProfile(
+            name=site.path, layer_class=site.layer_class, max_error=record.sum_error(axes),
+            tolerance=violation.tolerance, nonfinite=record.nonfinite,
+            values=int(record.output.size) if record.output is not None else 0,
+            softmax_site=_is_softmax_site(record), at_fault=site.path == at_fault,
+        ))
+    return profile
+
+
+def _is_softmax_site(record: LayerRecord) -> bool:
+    """A layer whose rows are meant to sum to 1 somewhere inside: a softmax
+    layer or activation, one inside a recurrent cell, or a softmax (or a
+    hand-written exp/sum) the probe saw in a custom layer's call()."""
+    return record.site.is_softmax_site or record.site.activation == "softmax" or bool(record.softmax_op)
