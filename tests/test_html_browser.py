@@ -91,6 +91,7 @@ def test_the_png_decoder_reads_what_it_is_given() -> None:
     assert png_pixels(png) == (2, 2, [(10, 20, 30), (15, 25, 35), (11, 21, 31), (15, 25, 35)])
 
 
+@pytest.mark.needs_extra  # CI's full leg installs chromium and selects this by the mark
 @needs_browser
 def test_the_page_is_drawn_in_a_real_browser(pytester: pytest.Pytester, tmp_path: Path) -> None:
     importing(pytester, "deep_zoo", "model_zoo").makepyfile(test_models="""
