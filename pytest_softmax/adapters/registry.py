@@ -10,6 +10,7 @@ module that adapts models, imported only when a check runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -28,12 +29,22 @@ class Framework:
     module: str  # exposes adapt(model, *, safe_mode) -> ModelAdapter
     model_suffixes: tuple[str, ...]
     directory_markers: tuple[str, ...]  # a directory holding one of these is a model
+    # Quiets the framework's native start-up logs (standard library only:
+    # it must run before the framework is imported).
+    quiet_native_logs: Callable[[], None]
 
 
 FRAMEWORKS: tuple[Framework, ...] = (
     Framework("keras", "pytest_softmax.adapters.keras.loading", keras_formats.MODEL_SUFFIXES,
-              keras_formats.DIRECTORY_MARKERS),
+              keras_formats.DIRECTORY_MARKERS, keras_config.quiet_native_logs),
 )
+
+
+def quiet_native_logs() -> None:
+    """Keep every framework's native start-up noise out of test output,
+    unless the user set its log level themselves (see ``docs/quiet.md``)."""
+    for framework in FRAMEWORKS:
+        framework.quiet_native_logs()
 
 
 def model_suffixes() -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import ModelAdapter, SoftmaxSetupError
+from .config import quiet_native_logs
 from .errors import first_line
 from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
 from .safe_loading import custom_class_names, inspect_model_file, opt_in
@@ -30,6 +31,9 @@ _LOADED: dict[tuple[Any, ...], Any] = {}
 
 
 def _keras() -> Any:
+    # check_softmax("model.keras") may be the first to import Keras (and so
+    # TensorFlow) in a script: quiet its C++ logs first, as the plugin does.
+    quiet_native_logs()
     import keras
 
     return keras
