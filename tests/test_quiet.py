@@ -56,6 +56,31 @@ def test_a_failing_check_shows_no_tensorflow_log_lines_unless_the_user_asks(
     loud.stdout.fnmatch_lines(["*Captured stderr*", "*E0000*cuda*"])
 
 
+@pytest.mark.tensorflow_only
+def test_a_model_file_checked_in_a_bare_folder_shows_no_tensorflow_start_up_lines(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No test file imports Keras: the check is the first to, inside the
+    # item's call phase, where TensorFlow's import notices (which ignore
+    # every log level) used to land under the failure.
+    import keras
+
+    keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(3, activation="softmax", name="lstm")]).save(
+        pytester.path / "lstm.keras")
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    quiet = pytester.runpytest_subprocess(*FAST, "--softmax-model", "lstm.keras")
+    quiet.assert_outcomes(failed=1)
+    quiet.stdout.fnmatch_lines(["*layer at fault: *lstm (LSTM)*"])
+    assert _native_lines(quiet) == [], quiet.stdout.str()
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    loud = pytester.runpytest_subprocess(*FAST, "--softmax-model", "lstm.keras")
+    loud.assert_outcomes(failed=1)
+    if not _native_lines(loud):
+        pytest.skip("TensorFlow writes no C++ log line while it is imported on this machine")
+    loud.stdout.fnmatch_lines(["*Captured stderr call*", "*absl::InitializeLog()*"])
+
+
 def test_the_users_own_log_level_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as before the first import
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")

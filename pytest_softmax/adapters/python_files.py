@@ -23,25 +23,22 @@ the fix, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import importlib.util
 import inspect
-import io
 import itertools
-import os
 import re
 import sys
-import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .base import SoftmaxSetupError
+from .base.held_output import held_output
 
 PYTHON_SUFFIX = ".py"
 FULL_TRACEBACK = "pytest --tb=long shows the full traceback"
@@ -120,54 +117,16 @@ def _execute(path: Path, reference: FactoryReference) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SoftmaxSetupError(f"{reference.label}: {reference.display} cannot be imported as a Python file")
     module = importlib.util.module_from_spec(spec)
-    failure: BaseException | None = None
     sys.modules[name] = module
     try:
-        with _held_output() as printed:
-            try:
-                spec.loader.exec_module(module)
-            # The user's code raises what it likes; a script's sys.exit() must not end the run.
-            except (Exception, SystemExit) as exc:  # noqa: BLE001
-                failure = exc
+        with held_output():  # written out if the import fails
+            spec.loader.exec_module(module)
+    # The user's code raises what it likes; a script's sys.exit() must not end the run.
+    except (Exception, SystemExit) as exc:
+        raise SoftmaxSetupError(_import_failure(exc, reference)) from exc
     finally:
         del sys.modules[name]
-    if failure is not None:
-        sys.stderr.write("".join(printed))  # pytest shows it under the item, as for a failed collection
-        raise SoftmaxSetupError(_import_failure(failure, reference)) from failure
     return module
-
-
-@contextlib.contextmanager
-def _held_output() -> Iterator[list[str]]:
-    """Everything written while the block runs, to Python's streams and to
-    file descriptors 1 and 2 (where native libraries write), held back
-    instead of printed; the list holds it once the block has ended."""
-    held: list[str] = []
-    python_level = io.StringIO()
-    with tempfile.TemporaryFile() as native:
-        _flush()
-        try:
-            saved = [(fd, os.dup(fd)) for fd in (1, 2)]
-        except OSError:  # no such descriptor (a windowless process): hold Python's output only
-            saved = []
-        for fd, _ in saved:
-            os.dup2(native.fileno(), fd)
-        try:
-            with contextlib.redirect_stdout(python_level), contextlib.redirect_stderr(python_level):
-                yield held
-        finally:
-            _flush()
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            native.seek(0)
-            held.append(native.read().decode("utf-8", "replace") + python_level.getvalue())
-
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed or replaced stream has nothing pending
-            stream.flush()
 
 
 def _import_failure(exc: BaseException, reference: FactoryReference) -> str:

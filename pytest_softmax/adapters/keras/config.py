@@ -36,6 +36,13 @@ def quiet_native_logs() -> None:
     os.environ.setdefault(NATIVE_LOG_VARIABLE, QUIET_NATIVE_LOG_LEVEL)
 
 
+def wants_import_notices() -> bool:
+    """Whether the user asked for TensorFlow's INFO or WARNING logs
+    (``TF_CPP_MIN_LOG_LEVEL`` 0 or 1): then the start-up notices that no
+    log level reaches are not held back either."""
+    return os.environ.get(NATIVE_LOG_VARIABLE, "").strip() in ("0", "1")
+
+
 def configured_backend() -> str:
     keras = sys.modules.get("keras")
     backend = getattr(getattr(keras, "backend", None), "backend", None)
