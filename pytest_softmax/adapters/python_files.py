@@ -125,7 +125,7 @@ def _execute(path: Path, reference: FactoryReference) -> ModuleType:
     except (Exception, SystemExit) as exc:
         raise SoftmaxSetupError(_import_failure(exc, reference)) from exc
     finally:
-        del sys.modules[name]
+        sys.modules.pop(name, None)  # the file may have removed itself
     return module
 
 
