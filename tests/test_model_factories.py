@@ -91,6 +91,59 @@ def test_the_ini_key_takes_factories_and_a_colon_in_a_directory_name(pytester: p
                                  "softmax::run:2024/models.py:founding_lstm FAILED*"])
 
 
+CUSTOM = """
+    from __future__ import annotations
+
+    from dataclasses import dataclass
+
+    import keras
+
+
+    @dataclass
+    class HeadConfig:  # string annotations: dataclasses looks the module up in sys.modules
+        classes: int = 4
+
+
+    class Head(keras.layers.Layer):
+        def __init__(self, classes: int, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(classes)
+
+        def call(self, x, training=None):
+            logits = self.dense(x)
+            if training:
+                logits = logits * 2.0
+            return keras.ops.softmax(logits)
+
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.head = Head(HeadConfig().classes)
+
+        def call(self, x):
+            return self.head(x)
+
+
+    def functional():
+        x = keras.Input((6,))
+        return keras.Model(x, Head(HeadConfig().classes, name="head")(x))
+
+
+    def subclassed():
+        net = Net()
+        net(keras.ops.zeros((1, 6)))
+        return net
+"""
+
+
+def test_a_factory_file_with_its_own_layers_and_dataclasses_is_checked(pytester: pytest.Pytester) -> None:
+    # The reason a factory beats a model file: custom classes need no registration.
+    pytester.makepyfile(custom=CUSTOM)
+    result = pytester.runpytest(*FAST, "--softmax-model", "custom.py:functional", "--softmax-model", "custom.py:subclassed")
+    result.assert_outcomes(passed=2)
+
+
 BOOM = """
     import keras
 
