@@ -235,7 +235,8 @@ def test_a_factory_file_that_exits_does_not_end_the_run(pytester: pytest.Pyteste
     pytester.makepyfile(models=MODELS, script="import sys\nprint('training...')\nsys.exit(3)\n")
     result = pytester.runpytest(*FAST, "--softmax-model", "script.py:build", "--softmax-model", "models.py:healthy")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*script.py:build: importing script.py raised SystemExit: 3 (at script.py:3)*",
+    result.stdout.fnmatch_lines([("*script.py:build: importing script.py raised SystemExit: 3 (at script.py:3)*put that work under "
+                                 '`if __name__ == "__main__":`, so importing it only defines the factory'),
                                  "*Captured stderr call*", "training..."])
 
 

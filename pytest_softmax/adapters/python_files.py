@@ -133,6 +133,9 @@ def _import_failure(exc: BaseException, reference: FactoryReference) -> str:
     text = (f"{reference.label}: importing {reference.display} raised {_quoted(exc)}"
             f"{_where(exc, reference)}; fix the file ({FULL_TRACEBACK})")
     missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if isinstance(exc, SystemExit):
+        text += (". The file runs as a script when imported: put that work under "
+                 "`if __name__ == \"__main__\":`, so importing it only defines the factory")
     if missing:
         text += (f". The file is imported without changing sys.path: if {missing!r} sits beside it, make it "
                  f"importable (pytest's `pythonpath = {reference.path.parent}` ini option, or install it)")
