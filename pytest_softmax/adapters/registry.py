@@ -20,10 +20,15 @@ from . import python_files
 from .base import SoftmaxSetupError
 from .keras import config as keras_config
 from .keras import formats as keras_formats
+from .python_files import FactoryReference, is_python_file, split_factory
 
 if TYPE_CHECKING:
     from .base import ModelAdapter
-    from .python_files import FactoryReference
+
+# The pytest layer reaches the adapters through this module: what it needs
+# to parse ``path/to/file.py:factory`` is re-exported here.
+__all__ = ["FRAMEWORKS", "FactoryReference", "adapt", "adapt_factory_file", "is_model_directory",
+           "is_python_file", "model_suffixes", "quiet_native_logs", "runtime_description", "split_factory"]
 
 
 @dataclass(frozen=True)

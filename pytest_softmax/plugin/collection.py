@@ -33,8 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..adapters.python_files import FactoryReference, is_python_file, split_factory
-from ..adapters.registry import is_model_directory, model_suffixes
+from ..adapters.registry import (
+    FactoryReference,
+    is_model_directory,
+    is_python_file,
+    model_suffixes,
+    split_factory,
+)
 from ..settings import MarkerSettings, Mode, checking_in, resolve
 from .keys import SETUP_PREFIX, replay_command_key
 from .runner import run_item_check, session_settings, with_cause
