@@ -10,16 +10,25 @@ module that adapts models, imported only when a check runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import python_files
+from .base import SoftmaxSetupError
 from .keras import config as keras_config
 from .keras import formats as keras_formats
+from .python_files import FactoryReference, is_python_file, split_factory
 
 if TYPE_CHECKING:
     from .base import ModelAdapter
+
+# The pytest layer reaches the adapters through this module: what it needs
+# to parse ``path/to/file.py:factory`` is re-exported here.
+__all__ = ["FRAMEWORKS", "FactoryReference", "adapt", "adapt_factory_file", "is_model_directory",
+           "is_python_file", "model_suffixes", "quiet_native_logs", "runtime_description", "split_factory"]
 
 
 @dataclass(frozen=True)
@@ -28,12 +37,27 @@ class Framework:
     module: str  # exposes adapt(model, *, safe_mode) -> ModelAdapter
     model_suffixes: tuple[str, ...]
     directory_markers: tuple[str, ...]  # a directory holding one of these is a model
+    # Quiets the framework's native start-up logs (standard library only:
+    # it must run before the framework is imported).
+    quiet_native_logs: Callable[[], None]
+    # Whether an object is one of its models, asked without importing the
+    # framework, and how messages name such a model.
+    is_model_object: Callable[[object], bool]
+    model_kind: str
 
 
 FRAMEWORKS: tuple[Framework, ...] = (
     Framework("keras", "pytest_softmax.adapters.keras.loading", keras_formats.MODEL_SUFFIXES,
-              keras_formats.DIRECTORY_MARKERS),
+              keras_formats.DIRECTORY_MARKERS, keras_config.quiet_native_logs, keras_formats.is_model_object,
+              keras_formats.MODEL_KIND),
 )
+
+
+def quiet_native_logs() -> None:
+    """Keep every framework's native start-up noise out of test output,
+    unless the user set its log level themselves (see ``docs/quiet.md``)."""
+    for framework in FRAMEWORKS:
+        framework.quiet_native_logs()
 
 
 def model_suffixes() -> tuple[str, ...]:
@@ -67,6 +91,28 @@ def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
         return model
     adapter: ModelAdapter = import_module(_framework_for(model).module).adapt(model, safe_mode=safe_mode)
     return adapter
+
+
+def adapt_factory_file(reference: FactoryReference, *, safe_mode: bool = True) -> ModelAdapter:
+    """The adapter for the model a factory in a Python file builds
+    (``path/to/file.py:factory``).  Naming the file is the user's opt-in to
+    run it, so safe mode does not refuse the import; it still guards a model
+    file the factory returns the path of."""
+    built = python_files.build(reference)
+    if not _is_model(built):
+        kinds = " or ".join(f.model_kind for f in FRAMEWORKS)
+        raise SoftmaxSetupError(
+            f"{reference.label}() returned {python_files.article(built)}, not a model: return {kinds} "
+            "(or the path of a model file)"
+        )
+    return adapt(built, safe_mode=safe_mode)
+
+
+def _is_model(value: object) -> bool:
+    from .base import ModelAdapter
+
+    return (isinstance(value, (str, os.PathLike, ModelAdapter))
+            or any(f.is_model_object(value) for f in FRAMEWORKS))
 
 
 def runtime_description() -> str:

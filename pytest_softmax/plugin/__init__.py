@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..adapters.registry import quiet_native_logs
 from ..settings import (
     MARKER_SIGNATURE,
     SETTINGS,
@@ -45,6 +46,15 @@ MARKER_HELP = (
     "input signature. model is a keras.Model, a zero-argument callable returning one, or a path to "
     "a .keras/.h5 file or SavedModel directory; omitted, the test's `model` fixture is used."
 )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    # The earliest hook an installed plugin gets: before pytest imports the
+    # user's conftest.py files (which often import TensorFlow) and before
+    # pytest_configure, which runs after them.  A user's own
+    # TF_CPP_MIN_LOG_LEVEL wins; see docs/quiet.md.
+    quiet_native_logs()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

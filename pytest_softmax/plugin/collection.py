@@ -12,6 +12,12 @@ like any test.
 Standard library and pytest only: this module is imported at start-up.
 Which files are models is the adapter registry's knowledge (by suffix and
 directory marker, without importing any framework).
+
+``path/to/file.py:factory`` names a zero-argument function in a Python file
+that builds the model: the item ``softmax::path/to/file.py:factory`` imports
+the file when it runs (never at collection), and naming the file is the
+user's opt-in to run its code.  A directory is never searched for ``.py``
+files: only files named with a factory are imported.
 """
 
 from __future__ import annotations
@@ -27,10 +33,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..adapters.registry import is_model_directory, model_suffixes
-from ..settings import MarkerSettings, Mode
+from ..adapters.registry import (
+    FactoryReference,
+    is_model_directory,
+    is_python_file,
+    model_suffixes,
+    split_factory,
+)
+from ..settings import MarkerSettings, Mode, checking_in, resolve
 from .keys import SETUP_PREFIX, replay_command_key
-from .runner import run_item_check
+from .runner import run_item_check, session_settings, with_cause
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -39,7 +51,8 @@ MODEL_SUFFIXES = model_suffixes()
 NODE_PREFIX = "softmax"
 MODELS_INI = "softmax_models"
 MODELS_HELP = (
-    "model files (.keras, .h5), SavedModel directories, directories holding them, or globs, "
+    "model files (.keras, .h5), SavedModel directories, directories holding them, globs, or "
+    "path/to/file.py:factory (a zero-argument function in a Python file that returns the model), "
     "each checked as a generated test item `softmax::<path>` with the settings in force "
     "(flag: repeatable, relative to the current directory; ini: relative to the rootdir, "
     "used when pytest is given no file arguments, like testpaths)"
@@ -54,8 +67,9 @@ class ModelSource:
     """One model to check: where it is and where the user named it."""
 
     path: Path
-    name: str  # the path relative to the rootdir, POSIX style: the item's name
+    name: str  # the path relative to the rootdir, POSIX style (":factory" added): the item's name
     origin: str  # "--softmax-model" or "ini softmax_models"
+    factory: FactoryReference | None = None  # set for path/to/file.py:factory
 
 
 models_key = pytest.StashKey[tuple[ModelSource, ...]]()
@@ -72,15 +86,15 @@ def add_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
 def configure(config: pytest.Config) -> None:
     """Find every model named by the flag and the ini key; a name that finds
     nothing stops the run at start-up, before any test runs."""
-    found: dict[Path, ModelSource] = {}
+    found: dict[tuple[Path, str | None], ModelSource] = {}
     for raw in config.getoption("softmax_models", None) or []:
         for source in _expand(raw, config.invocation_params.dir, "--softmax-model", config.rootpath):
-            found.setdefault(source.path, source)
+            found.setdefault(_identity(source), source)
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         where = f"ini {MODELS_INI}" + (f" in {config.inipath}" if config.inipath else "")
         for raw in config.getini(MODELS_INI) or []:
             for source in _expand(raw, config.rootpath, where, config.rootpath):
-                found.setdefault(source.path, source)
+                found.setdefault(_identity(source), source)
     config.stash[models_key] = tuple(found.values())
     warn_if_ini_moved(config)
 
@@ -148,8 +162,15 @@ def configured_models(config: pytest.Config) -> tuple[ModelSource, ...]:
     return config.stash.get(models_key, ())
 
 
+def _identity(source: ModelSource) -> tuple[Path, str | None]:
+    return source.path, source.factory.factory if source.factory else None
+
+
 def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSource]:
     pattern = os.path.expanduser(raw)
+    factory = split_factory(pattern)
+    if factory is not None:
+        return [_factory_source(raw, base / factory[0], factory[1], origin, rootpath)]
     if _GLOB_CHARS.search(pattern):
         matches = sorted(glob.glob(pattern, root_dir=base, recursive=True))
         if not matches:
@@ -161,6 +182,11 @@ def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSour
             raise pytest.UsageError(
                 f"pytest-softmax: {origin}: {raw!r} does not exist "
                 f"(looked for {candidate}); expected a .keras / .h5 file or a SavedModel directory"
+            )
+        if candidate.is_file() and is_python_file(candidate):
+            raise pytest.UsageError(
+                f"pytest-softmax: {origin}: {raw!r} is a Python file: name the function in it that builds "
+                f"the model, {raw}:build_model (a zero-argument function returning the model)"
             )
         candidates = [candidate]
     paths: list[Path] = []
@@ -175,6 +201,25 @@ def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSour
             f"({', '.join(MODEL_SUFFIXES)} files or SavedModel directories)"
         )
     return [ModelSource(path=p, name=_display(p, rootpath), origin=origin) for p in paths]
+
+
+def _factory_source(raw: str, path: Path, factory: str, origin: str, rootpath: Path) -> ModelSource:
+    """``path/to/file.py:factory``: checked at start-up as far as can be
+    without running the file (it is imported when its item runs)."""
+    if not factory.isidentifier():
+        raise pytest.UsageError(
+            f"pytest-softmax: {origin}: {raw!r}: after the colon comes the name of the function that builds "
+            f"the model, a Python identifier ({raw.rpartition(':')[0]}:build_model)"
+        )
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise pytest.UsageError(
+            f"pytest-softmax: {origin}: {raw!r}: the file {what} (looked for {path}); "
+            "expected path/to/file.py:factory naming an existing Python file"
+        )
+    display = _display(path.resolve(), rootpath)
+    reference = FactoryReference(path=path.resolve(), factory=factory, display=display)
+    return ModelSource(path=reference.path, name=reference.label, origin=origin, factory=reference)
 
 
 def _models_in(path: Path, visited: set[Path], *, named: bool = False) -> list[Path]:
@@ -252,7 +297,19 @@ class SoftmaxModelItem(pytest.Item):
         # The check goes through the same code path as a marked test, so
         # settings, seed, example database namespace and report recording
         # are shared; the model is loaded there (once per process).
-        run_item_check(self, self.source.path, MarkerSettings(), mode=Mode.MODEL_ITEM)
+        run_item_check(self, self._model(), MarkerSettings(), mode=Mode.MODEL_ITEM)
+
+    def _model(self) -> object:
+        """The model file's path, or the model a factory in a Python file
+        builds (imported now, not at collection: ``--collect-only`` runs
+        no user code beyond pytest's own)."""
+        if self.source.factory is None:
+            return self.source.path
+        from ..adapters.registry import adapt_factory_file
+
+        settings = resolve(session_settings(self.config), MarkerSettings(), mode=Mode.MODEL_ITEM)
+        with checking_in(Mode.MODEL_ITEM):  # fixes are phrased as flags and ini keys
+            return adapt_factory_file(self.source.factory, safe_mode=settings.safe_mode)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None,
@@ -262,7 +319,7 @@ class SoftmaxModelItem(pytest.Item):
         if isinstance(excinfo.value, SoftmaxInvariantError):
             return str(excinfo.value)
         if isinstance(excinfo.value, SoftmaxSetupError):
-            return f"{SETUP_PREFIX}{excinfo.value}"
+            return with_cause(f"{SETUP_PREFIX}{excinfo.value}", excinfo.value, self.config)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -37,8 +37,11 @@ def as_float64(values: Any) -> np.ndarray:
 
 
 def row_sum_errors(values: np.ndarray, axis: int | Sequence[int] = -1) -> np.ndarray:
-    """``|sum - 1|`` of every row along ``axis``, in float64."""
-    summed = as_float64(values).sum(axis=axis if isinstance(axis, int) else tuple(axis))
+    """``|sum - 1|`` of every row along ``axis``, in float64.  A row holding
+    +Inf and -Inf sums to NaN: that is the verdict, not a numpy warning for
+    the user's warnings summary."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        summed = as_float64(values).sum(axis=axis if isinstance(axis, int) else tuple(axis))
     errors: np.ndarray = np.abs(summed - 1.0)
     return errors
 

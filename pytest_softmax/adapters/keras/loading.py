@@ -7,6 +7,7 @@ the loaded model and its traced forward pass.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..base import ModelAdapter, SoftmaxSetupError
+from ..base.held_output import held_output
+from .config import quiet_native_logs, wants_import_notices
 from .errors import first_line
 from .formats import MODEL_SUFFIXES, SAVED_MODEL_MARKER
 from .safe_loading import custom_class_names, inspect_model_file, opt_in
@@ -30,6 +33,14 @@ _LOADED: dict[tuple[Any, ...], Any] = {}
 
 
 def _keras() -> Any:
+    if "keras" not in sys.modules:
+        # A model file checked in a bare folder, or check_softmax("m.keras")
+        # in a script: the plugin is the first to import Keras (and so
+        # TensorFlow).  Quiet its C++ logs first, as the pytest layer does,
+        # and hold back the start-up notices no log level reaches.
+        quiet_native_logs()
+        with contextlib.nullcontext() if wants_import_notices() else held_output():
+            import keras
     import keras
 
     return keras
