@@ -31,6 +31,7 @@ from ...tolerance import default_tolerance
 from ..kinds import MODEL_RAISED, NOT_FINITE, SINGLE_ELEMENT
 from ..report import SoftmaxReport, Violation
 from ..sites import SiteChecker
+from .phrases import in_framework_terms
 from .rules import explain
 
 MAX_PROBED_ROWS = 8
@@ -72,6 +73,7 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
     except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
         report.notes.append(f"the layer diagnosis failed ({type(exc).__name__}: {exc})")
         return
+    found = in_framework_terms(found, result.framework)
     report.diagnosis.extend(found.lines)
     report.layers = found.rows
     report.cause = found.cause or report.cause

@@ -201,7 +201,7 @@ def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
             f"{dtype} overflow of large inputs", "scale or normalize the input, or compute this layer in float32")
     exp_fed = record.softmax_op == "exp" and record.softmax_input is not None
     fed_max = float(np.nanmax(as_float64(record.softmax_input), initial=-np.inf)) if exp_fed else largest
-    if record.site.kind == OTHER and fed_max > limit and not record.infinite:
+    if record.site.kind == OTHER and fed_max > limit and (not record.infinite or exp_fed):
         return Finding(
             f"{head}: an exp() overflows in {dtype} past {limit:.3g}, so a hand-written exp(x) / sum(exp(x)) gives "
             "Inf/Inf = NaN: use keras.ops.softmax, which subtracts the maximum first",

@@ -46,7 +46,10 @@ def _activation_text(record: LayerRecord) -> str:
 
 
 def layer_name(record: LayerRecord) -> str:
-    return f"{record.site.layer_class} {record.site.path!r}"
+    site = record.site
+    if site.call:  # a recorded call: the module path, then the call and where it is
+        return f"{site.layer_class} {site.path!r} ({site.call}{f' at {site.location}' if site.location else ''})"
+    return f"{site.layer_class} {site.path!r}"
 
 
 def axes_text(record: LayerRecord) -> str:
