@@ -73,6 +73,7 @@ class TorchModuleAdapter:
         self._outputs: list[_Output] = []
         self._sites: list[LayerSite] = []
         self._specs: list[Any] = []
+        self._site_shapes: dict[str, tuple[int | None, ...]] = {}
         self._state: state.SavedState | None = None
         self._fed = ""
 
@@ -141,12 +142,14 @@ class TorchModuleAdapter:
             direct = call is not None and _same_values(call.output, tensor)
             if direct and call is not None:
                 produced.add(call.site.path)
-            outputs.append(_Output(name, tuple(tensor.shape), call.site if call else None, direct))
+            site = call.site if call is not None else recorder.hand_written.get(source or "")
+            outputs.append(_Output(name, tuple(tensor.shape), site, direct))
         self._outputs = outputs
         skipped = [n for n, t in flat if not isinstance(t, torch.Tensor)]
         if skipped and self._signature is None:
             signature.notes.append(f"outputs that are not tensors are not checked: {', '.join(skipped)}")
         self._sites = [c.site for c in recorder.calls if c.site.path not in produced]
+        self._site_shapes = {c.site.path: c.site.shape for c in recorder.calls if c.site.shape is not None}
         return recorder
 
     def _embedding_inputs(self, signature: signatures.Signature, recorder: OpRecorder) -> dict[int, tuple[int, str]]:
@@ -175,9 +178,11 @@ class TorchModuleAdapter:
     def _spec(self, index: int, output: _Output, *, log: bool = False) -> OutputSpec:
         source = output.source
         layer = source.path if source is not None else self._name
-        described = source.described() if source is not None else "forward"
+        described = "forward"
+        if source is not None:
+            described = f"{source.call} at {source.location}" if source.location else source.call
         name = log_output_name(output.name) if log else output.name
-        shape = (None, *output.tensor_shape[1:]) if output.tensor_shape else None
+        shape = tuple(None if i == 0 or s != 1 else 1 for i, s in enumerate(output.tensor_shape)) or None
         return OutputSpec(name, index, layer, described, shape, log_probabilities=log)
 
     def default_outputs(self) -> list[OutputSpec]:
@@ -225,7 +230,7 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._tensors(inputs)
         self._fed = self._signature.describe_fed(tensors)
-        recorder = SiteRecorder(ModuleIndex(self.module), int(tensors[0].shape[0]))
+        recorder = SiteRecorder(ModuleIndex(self.module), int(tensors[0].shape[0]), self._site_shapes)
         with torch.no_grad(), recording_backends(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
@@ -238,7 +243,7 @@ class TorchModuleAdapter:
     def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
         assert self._signature is not None
         tensors = self._tensors(inputs)
-        recorder = OpRecorder(ModuleIndex(self.module), int(tensors[0].shape[0]))
+        recorder = OpRecorder(ModuleIndex(self.module), int(tensors[0].shape[0]), self._site_shapes)
         with torch.no_grad(), recording_backends(), recorder:
             for name, tensor in zip(self._signature.names, tensors):
                 recorder.name_input(tensor, name)

@@ -104,6 +104,7 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
     module_path, module_class = "", ""
     call, implicit = "", False
     walker = frame
+    in_torch = True  # still in torch's frames, below the user's code
     while walker is not None:
         code = walker.f_code
         local_self = walker.f_locals.get("self") if code.co_varnames[:1] == ("self",) else None
@@ -111,15 +112,23 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
             found = modules.path_of(local_self)
             if found is not None:
                 module_path, module_class = found, type(local_self).__name__
-        if need_call and not call and code.co_filename.startswith(_TORCH_DIR):
-            call, implicit = _torch_call(walker, op, dim, ndim)
-        if module_path and (call or not need_call):
+        inside = code.co_filename.startswith((_TORCH_DIR, _PACKAGE_DIR))
+        if need_call and in_torch and code.co_filename.startswith(_TORCH_DIR):
+            # The outermost torch frame below the user's code says how it was
+            # written: nn.Softmax.forward calls F.softmax, which calls aten.
+            written, was_implicit = _torch_call(walker, op, dim, ndim)
+            if written:
+                call, implicit = written, was_implicit
+        in_torch = in_torch and inside
+        if module_path and not in_torch:
             break
         walker = walker.f_back
     user = _user_frame(frame)
     location = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}" if user is not None else ""
     if need_call and not call:
         call = _written_call(user, op, dim)
+    elif call.startswith("F.") and not implicit and _implicit_in_source(user):
+        call, implicit = f"{call.split('(')[0]}() (implicit dim, taken as dim={dim})", True
     return CallSite(module_path or modules.root_name, module_class or type(modules.root).__name__, call,
                     location, implicit)
 
@@ -135,14 +144,24 @@ def _torch_call(frame: FrameType, op: str, dim: int, ndim: int) -> tuple[str, bo
             return f"F.{function}(dim={given})", False
         if function == "multi_head_attention_forward":
             return f"nn.MultiheadAttention's {op}(dim={dim - ndim})", False
-    if filename.endswith(os.path.join("modules", "activation.py")) and function == "forward":
-        module = frame.f_locals.get("self")
+    module = frame.f_locals.get("self")
+    if filename.endswith(os.path.join("modules", "activation.py")) and function == "forward" and \
+            hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
         given = getattr(module, "dim", None)
         name = type(module).__name__
         if given is None:
             return f"nn.{name}() (implicit dim, taken as dim={dim})", True
         return f"nn.{name}(dim={given})", False
     return "", False
+
+
+_ONE_ARGUMENT = re.compile(r"softmax\(\s*[\w.\[\]]+(\([^()]*\))?\s*\)")
+
+
+def _implicit_in_source(user: FrameType | None) -> bool:
+    """F.softmax(x) with no dim: torch has replaced dim by the time aten runs."""
+    line = linecache.getline(user.f_code.co_filename, user.f_lineno) if user is not None else ""
+    return bool(_ONE_ARGUMENT.search(line))
 
 
 _WRITTEN = re.compile(r"(torch\.(?:nn\.functional\.)?|\bF\.|\.)(log_softmax|softmax)\s*\(")
@@ -188,10 +207,15 @@ def recording_backends() -> Iterator[None]:
 class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Sees every softmax call of one forward pass."""
 
-    def __init__(self, modules: ModuleIndex, batch_size: int) -> None:
+    def __init__(self, modules: ModuleIndex, batch_size: int,
+                 shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
         self.batch_size = batch_size
+        # Each site's shape on the example, 1 where it was 1 and None (free)
+        # elsewhere: a softmax over a size-1 axis is the model's doing only
+        # when that axis was 1 on the example too.
+        self.shapes = shapes
         self.calls: list[SoftmaxCall] = []
         self.counts: Counter[str] = Counter()
 
@@ -218,6 +242,9 @@ class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
             masked=op == "safe_softmax", call=where.call, location=where.location,
             batch_first=fed.dim() >= 2 and int(fed.shape[0]) == self.batch_size,
         )
+        # A site the example did not show (a loop that ran longer) is taken as free.
+        shape = loose_shape(out) if self.shapes is None else self.shapes.get(site.path, (None,) * out.dim())
+        site = _with_shape(site, shape)
         return SoftmaxCall(site, out, fed)
 
 
@@ -238,8 +265,9 @@ class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
     the records (or model inputs) that fed each: the diagnosis probe, and
     the pass that learns which outputs come from a softmax."""
 
-    def __init__(self, modules: ModuleIndex, batch_size: int) -> None:
-        super().__init__(modules, batch_size)
+    def __init__(self, modules: ModuleIndex, batch_size: int,
+                 shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
+        super().__init__(modules, batch_size, shapes)
         self.producer_of: dict[int, str] = {}
         self.alive: list[torch.Tensor] = []  # keeps ids unique while recording
         self.derived_from: dict[int, str] = {}  # tensor id -> the softmax record it is arithmetic of
@@ -247,6 +275,11 @@ class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
         self.current: OpGroup | None = None
         self.group_counts: Counter[str] = Counter()  # apart from the softmax calls', so their paths match the search's
         self.embeddings: list[tuple[torch.Tensor, int, str]] = []  # (ids, vocabulary, module path)
+        # A hand-written softmax, exp(x) / exp(x).sum(dim): exp outputs, their
+        # sums (with the dim), and the division's site by path.
+        self.exps: set[int] = set()
+        self.exp_sums: dict[int, int] = {}
+        self.hand_written: dict[str, LayerSite] = {}
 
     def name_input(self, tensor: torch.Tensor, name: str) -> None:
         self.alive.append(tensor)
@@ -274,6 +307,7 @@ class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
             self.derived_from[id(out)] = call.site.path
             return out
         name = op_name(func)
+        self._hand_written(name, args, out)
         if name == "embedding" and len(args) > 1:
             self.embeddings.append((args[1], int(args[0].shape[0]), self._group(name, given, produced)))
             return out
@@ -311,6 +345,27 @@ class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
                 self.producer_of[id(tensor)] = group.path
         return str(group.site_args["name"])
 
+    def _hand_written(self, name: str, args: Any, out: Any) -> None:
+        """Follow exp(x), its sum, and exp(x) / sum: a softmax written by hand."""
+        if not isinstance(out, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
+            return
+        first = id(args[0])
+        if name == "exp" or (name in VIEW_OPS and first in self.exps):
+            self.exps.add(id(out))
+        elif name == "sum" and first in self.exps and len(args) > 1:
+            dims = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
+            if len(dims) == 1:
+                self.exp_sums[id(out)] = int(dims[0]) % max(args[0].dim(), 1)
+        elif name == "div" and first in self.exps and len(args) > 1 and id(args[1]) in self.exp_sums:
+            dim = self.exp_sums[id(args[1])]
+            where = call_site(self.modules, name, dim, out.dim(), need_call=False)
+            path = f"{where.module_path}:{where.location.rpartition(':')[2]}"
+            self.hand_written[path] = LayerSite(
+                path=path, name=where.module_path, layer_class=where.module_class, kind=OTHER,
+                softmax_axes=(dim,), call=f"exp(x) / exp(x).sum(dim={dim})", location=where.location,
+                dtype=str(out.dtype).removeprefix("torch."))
+            self.derived_from[id(out)] = path
+
     def _derive(self, name: str, given: list[torch.Tensor], produced: list[torch.Tensor]) -> None:
         """Mark values that are a softmax output moved, copied or combined
         elementwise (same shape): they are meant as distributions."""
@@ -345,6 +400,17 @@ class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
 def _ops_text(ops: list[str]) -> str:
     shown = list(dict.fromkeys(op for op in ops if op not in VIEW_OPS)) or list(dict.fromkeys(ops))
     return "ops " + ", ".join(shown[:4]) + (", ..." if len(shown) > 4 else "")
+
+
+def loose_shape(tensor: torch.Tensor) -> tuple[int | None, ...]:
+    """The shape with every size but 1 left free (the batch always free)."""
+    return tuple(None if i == 0 or int(s) != 1 else 1 for i, s in enumerate(tensor.shape))
+
+
+def _with_shape(site: LayerSite, shape: tuple[int | None, ...] | None) -> LayerSite:
+    from dataclasses import replace
+
+    return replace(site, shape=shape)
 
 
 def _with_producers(site: LayerSite, producers: tuple[str, ...]) -> LayerSite:

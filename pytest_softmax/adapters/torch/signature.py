@@ -148,8 +148,8 @@ def dynamic_dims_of(program: Any, count: int) -> tuple[list[tuple[int, ...]], li
             ranges = program.range_constraints.get(shape[i].node.expr)
             high = getattr(ranges, "upper", None)
             try:
-                value_high = int(high) if high is not None else None
-            except (TypeError, ValueError, OverflowError):  # int_oo: unbounded
+                value_high = int(high) if high is not None and bool(high.is_finite) else None
+            except Exception:  # noqa: BLE001 - int_oo and symbolic bounds: unbounded
                 value_high = None
             if value_high is not None and value_high < 2**31:
                 upper = value_high if upper is None else min(upper, value_high)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...adapters.base import LayerProbing, ModelAdapter
+from ...adapters.base import LayerProbing, ModelAdapter, OutputChoosing
 from ...tolerance import default_tolerance
 from ..kinds import MODEL_RAISED, NOT_FINITE, SINGLE_ELEMENT
 from ..report import SoftmaxReport, Violation
@@ -110,7 +110,9 @@ def _probe_rows(inputs: Sequence[np.ndarray], violation: Violation) -> list[np.n
 
 def _output_index(adapter: ModelAdapter, violation: Violation) -> int | None:
     try:
-        specs = adapter.output_specs()
+        specs = list(adapter.output_specs())
+        if isinstance(adapter, OutputChoosing):  # exp(output) of a log_softmax output is only among these
+            specs += adapter.default_outputs()
     except Exception:  # noqa: BLE001 - no index: the output is then not localized
         return None
     return next((s.index for s in specs if s.name == violation.output), None)

@@ -72,7 +72,35 @@ def _is_mask(values: np.ndarray) -> bool:
 
 
 def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
-                      input_max_abs: dict[str, float]) -> Finding:
+                      input_max_abs: dict[str, float], input_dtypes: dict[str, str] | None = None) -> Finding:
+    finding = _explain_nonfinite(record, by_path, table, input_max_abs)
+    masks = _mask_inputs(record, by_path, input_dtypes or {}) if finding.cause.startswith("every position") else []
+    if not masks:
+        return finding
+    named = " and ".join(masks)
+    return Finding(f"{finding.line} (the mask comes from {named})", f"{finding.cause}: {named} masks a whole row",
+                   finding.fix)
+
+
+def _mask_inputs(record: LayerRecord, by_path: dict[str, LayerRecord], dtypes: dict[str, str]) -> list[str]:
+    """The model inputs of a mask dtype (bool, integer) or named as a mask
+    that fed ``record``, directly or through other layers."""
+    found: dict[str, None] = {}
+    queue, seen = list(record.site.producers), set()
+    while queue:
+        producer = queue.pop(0)
+        if producer in seen:
+            continue
+        seen.add(producer)
+        if producer in by_path:
+            queue.extend(by_path[producer].site.producers)
+        elif _is_integer(dtypes.get(producer, "")) or "mask" in producer.lower():
+            found[producer] = None
+    return list(found)
+
+
+def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
+                       input_max_abs: dict[str, float]) -> Finding:
     feeders = [by_path[p] for p in record.site.producers if p in by_path]
     magnitudes = {f.site.path: f.max_abs for f in feeders}
     magnitudes.update({p: input_max_abs[p] for p in record.site.producers if p in input_max_abs})

@@ -52,7 +52,7 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
     fix = ""
     nonfinite = first_nonfinite(result)
     if nonfinite is not None:
-        finding = explain_nonfinite(nonfinite, by_path, table, result.input_max_abs)
+        finding = explain_nonfinite(nonfinite, by_path, table, result.input_max_abs, result.input_dtypes)
         lines.append(finding.line)
         cause, fix = finding.cause, finding.fix
     if violation.site:

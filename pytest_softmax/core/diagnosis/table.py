@@ -29,7 +29,7 @@ class LayerTable:
             return
         axes = record.site.softmax_axes if record.site.is_softmax_site else self.axis
         self.entries[record.site.path] = LayerResult(
-            path=record.site.path, layer_class=record.site.layer_class, activation=_activation_text(record),
+            path=record.site.path, layer_class=record.site.described(), activation=_activation_text(record),
             worst_error=record.sum_error(axes if axes is not None else self.axis), nonfinite=record.nonfinite,
             verdict=verdict,
         )
