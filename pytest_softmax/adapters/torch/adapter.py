@@ -11,6 +11,7 @@ when ``outputs=`` names it.  Every softmax/log_softmax call inside
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass

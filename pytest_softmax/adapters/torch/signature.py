@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,13 @@ class Signature:
     notes: list[str] = field(default_factory=list)
 
     def call(self, module: Any, tensors: list[torch.Tensor]) -> Any:
-        if self.by_keyword:
-            return module(**dict(zip(self.names, tensors)))
-        return module(*tensors)
+        with warnings.catch_warnings():
+            # torch warns of the implicit softmax dim on every call (an error
+            # under -W error); the check reports that call site itself.
+            warnings.filterwarnings("ignore", "Implicit dimension choice", UserWarning)
+            if self.by_keyword:
+                return module(**dict(zip(self.names, tensors)))
+            return module(*tensors)
 
     def describe_fed(self, tensors: list[torch.Tensor]) -> str:
         return ", ".join(f"{name}: {list(t.shape)} {dtype_name(t.dtype)}" for name, t in zip(self.names, tensors))
@@ -110,8 +115,28 @@ def _checked(signature: Signature) -> Signature:
     return signature
 
 
+# What export found, per module and example signature (names, shapes,
+# dtypes): exporting costs seconds, and tests sharing a module share it.
+_EXPORTED: weakref.WeakKeyDictionary[Any, dict[Any, tuple[list[tuple[int, ...]], list[int | None], list[str]]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def learn_dynamic_dims(module: Any, signature: Signature) -> None:
-    """Ask ``torch.export`` which dimensions may vary (and up to what size)."""
+    """Ask ``torch.export`` which dimensions may vary (and up to what size),
+    once per module and example signature."""
+    key = (signature.by_keyword, tuple((n, tuple(t.shape), str(t.dtype)) for n, t in
+                                       zip(signature.names, signature.example)))
+    known = _EXPORTED.setdefault(module, {})
+    if key not in known:
+        _export_dims(module, signature)
+        known[key] = (list(signature.dynamic), list(signature.max_length), list(signature.notes))
+        return
+    dynamic, bounds, notes = known[key]
+    signature.dynamic, signature.max_length = list(dynamic), list(bounds)
+    signature.notes.extend(n for n in notes if n not in signature.notes)
+
+
+def _export_dims(module: Any, signature: Signature) -> None:
     from torch.export import Dim
 
     auto = [{d: Dim.AUTO for d in range(t.dim())} for t in signature.example]
