@@ -13,9 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason='PyTorch is not installed: pip install -e ".[test,torch]"')
 
-import torch_zoo  # noqa: E402
+import torch_zoo
 
-from pytest_softmax import SoftmaxInvariantError, check_softmax  # noqa: E402
+from pytest_softmax import SoftmaxInvariantError, check_softmax
 
 SEEDS = (1, 2)
 FAST: dict[str, Any] = {"max_examples": 25, "batch_size": 8}

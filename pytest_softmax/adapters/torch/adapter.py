@@ -11,7 +11,6 @@ when ``outputs=`` names it.  Every softmax/log_softmax call inside
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -179,7 +178,7 @@ class TorchModuleAdapter:
     def _spec(self, index: int, output: _Output, *, log: bool = False) -> OutputSpec:
         source = output.source
         layer = source.path if source is not None else self._name
-        described = "forward"
+        described = "returned by forward"
         if source is not None:
             described = f"{source.call} at {source.location}" if source.location else source.call
         name = log_output_name(output.name) if log else output.name

@@ -90,9 +90,16 @@ class ModuleIndex:
 
 
 def _user_frame(frame: FrameType | None) -> FrameType | None:
+    """The innermost frame of the model's own code: outside torch, and below
+    the adapter's call into the model (frames above it are the test's)."""
+    entered = False  # past the recorder's own frames, into the model's
     while frame is not None:
         name = frame.f_code.co_filename
-        if not (name.startswith(_TORCH_DIR) or name.startswith(_PACKAGE_DIR) or name.startswith("<")):
+        ours = name.startswith(_PACKAGE_DIR)
+        if ours and entered:
+            return None  # reached the adapter's call of the model: no user code in between
+        entered = entered or not ours
+        if not (ours or name.startswith(_TORCH_DIR) or name.startswith("<")):
             return frame
         frame = frame.f_back
     return None

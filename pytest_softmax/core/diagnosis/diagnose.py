@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...adapters.base import LayerProbing, ModelAdapter, OutputChoosing
+from ...adapters.base import LayerProbing, ModelAdapter, OutputChoosing, OutputSpec
+from ...errors import SoftmaxSetupError
 from ...tolerance import default_tolerance
 from ..kinds import MODEL_RAISED, NOT_FINITE, SINGLE_ELEMENT
 from ..report import SoftmaxReport, Violation
@@ -112,10 +113,17 @@ def _output_index(adapter: ModelAdapter, violation: Violation) -> int | None:
     try:
         specs = list(adapter.output_specs())
         if isinstance(adapter, OutputChoosing):  # exp(output) of a log_softmax output is only among these
-            specs += adapter.default_outputs()
+            specs += _default_outputs(adapter)
     except Exception:  # noqa: BLE001 - no index: the output is then not localized
         return None
     return next((s.index for s in specs if s.name == violation.output), None)
+
+
+def _default_outputs(adapter: OutputChoosing) -> list[OutputSpec]:
+    try:
+        return list(adapter.default_outputs())
+    except SoftmaxSetupError:  # no softmax anywhere: the user named the outputs
+        return []
 
 
 def single_element_line(violation: Violation) -> str:

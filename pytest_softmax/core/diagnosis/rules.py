@@ -19,8 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...adapters.base import is_log_output_name
+from ...adapters.base.records import (
+    CONTAINER,
+    PASSTHROUGH,
+    RECURRENT,
+    LayerRecord,
+    ProbeResult,
+    normalize_axes,
+)
 from ...settings import how_to_set
-from ...adapters.base.records import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
 from ..report import LayerResult, Violation
 from .nonfinite import Finding, explain_nonfinite, first_nonfinite
 from .regroup import explain_regrouped
