@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, StateCarrying, explain_error
-from ..adapters.base.arrays import as_float64, can_be_nonfinite
 from ..errors import SoftmaxSetupError
 from ..settings import how_to_set
+from ..adapters.base.arrays import as_float64, can_be_nonfinite
 from .inputs.recipes import ArrayRecipe, concrete_shape, variable_size_limit
 
 # A length a softmax over a variable axis means something at (at least 2),

@@ -37,11 +37,11 @@ from ..adapters.base import (
     StatePreserving,
     explain_error,
 )
-from ..adapters.base.arrays import as_float64, is_float
 from ..adapters.registry import adapt
 from ..errors import SoftmaxInvariantError, SoftmaxSetupError
 from ..settings import CheckSettings, checking_in, how_to_set
 from ..tolerance import normalize_dtype_name
+from ..adapters.base.arrays import as_float64, is_float
 from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches

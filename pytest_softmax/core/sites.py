@@ -21,11 +21,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..adapters.base import LayerProbing, ModelAdapter
-from ..adapters.base.arrays import as_float64, is_float
-from ..adapters.base.records import LayerRecord, LayerSite, normalize_axes
 from ..settings import CheckSettings
 from ..tolerance import normalize_dtype_name
+from ..adapters.base.arrays import as_float64, is_float
 from .invariants import check_batch, violations_of
+from ..adapters.base.records import LayerRecord, LayerSite, normalize_axes
 from .report import Violation
 from .single_element import fixed_single_element, single_element_violation
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec, SettingFix, SoftmaxSetupError
 from ..base.arrays import is_numeric
+from ..base import InputSpec, ModelFailure, NonFiniteWeight, OutputSpec, SettingFix, SoftmaxSetupError
 from . import backends, errors, state
 from .domains import infer_domains
 from .forward import ModelForward

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..base import NonFiniteWeight
 from ..base.arrays import can_be_nonfinite
+from ..base import NonFiniteWeight
 from .probe import layer_paths
 
 

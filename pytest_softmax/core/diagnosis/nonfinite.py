@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ...tolerance import normalize_dtype_name
 from ...adapters.base.arrays import as_float64
 from ...adapters.base.records import CONTAINER, OTHER, LayerRecord, ProbeResult
-from ...tolerance import normalize_dtype_name
 from .table import LayerTable, layer_name, upstream
 
 LOW_PRECISION = ("float16", "bfloat16")
