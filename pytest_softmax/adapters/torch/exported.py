@@ -41,7 +41,8 @@ class ExportedProgramAdapter(TorchModuleAdapter):
         positional = _positional_count(program)
         signature = signatures.Signature(names, positional < len(names), example)
         signature.dynamic, signature.max_length = signatures.dynamic_dims_of(program, len(names))
-        signature.notes.append("an exported program: module paths inside it are not kept, the call and line are")
+        signature.notes.append("an exported program: its graph runs without module paths or source lines, so "
+                               "softmax calls are named by the program and their dim only")
         self._learn(signature, dims_known=True)
 
 

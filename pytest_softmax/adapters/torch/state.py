@@ -63,7 +63,10 @@ def preserved(module: torch.nn.Module, remember: Callable[[SavedState | None], N
         device=device_of(module),
     )
     remember(saved)
-    module.eval()
+    try:
+        module.eval()
+    except NotImplementedError:  # an exported program's module: export fixed its mode already
+        pass
     try:
         yield
     finally:
@@ -76,7 +79,8 @@ def preserved(module: torch.nn.Module, remember: Callable[[SavedState | None], N
                 if name in current and current[name].shape == saved.values[name].shape:
                     current[name].copy_(saved.values[name])
         for child, flag in saved.training.items():
-            child.training = flag
+            if child.training != flag:
+                child.training = flag
 
 
 def nonfinite_weights(module: torch.nn.Module, root_name: str) -> list[NonFiniteWeight]:
