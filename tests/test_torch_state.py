@@ -87,3 +87,20 @@ def test_an_outputs_key_the_model_lacks_names_the_outputs_it_has() -> None:
     with pytest.raises(SoftmaxSetupError, match=r"the outputs to check name 'prob', which the model does not have; "
                                                 r"its outputs are 0: 'logits', 1: 'probs'"):
         check_softmax(Named(), inputs=torch.zeros(2, 4), outputs=["prob"])
+
+
+def test_when_export_cannot_trace_the_example_shapes_are_kept_and_said() -> None:
+    class Branching(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum() > 0:  # data-dependent control flow: torch.export cannot trace it
+                x = -x
+            return torch.softmax(self.proj(x), dim=-1)
+
+    report = check_softmax(Branching(), inputs=torch.zeros(2, 4), seed=1, max_examples=5)
+    assert report.passed
+    assert any(note.startswith("torch.export could not trace forward (") and
+               note.endswith("the example's shapes are used, only the batch size varies") for note in report.notes)

@@ -14,6 +14,7 @@ are masks.
 from __future__ import annotations
 
 import inspect
+import logging
 import warnings
 import weakref
 from dataclasses import dataclass, field
@@ -144,6 +145,11 @@ def _export_dims(module: Any, signature: Signature) -> None:
     kwargs = dict(zip(signature.names, signature.example)) if signature.by_keyword else {}
     shapes: Any = dict(zip(signature.names, auto)) if signature.by_keyword else tuple(auto)
     fixed = [()] * len(signature.example)
+    # torch.export logs its trace structure at DEBUG on "torch.__trace", which
+    # pytest would show under every failing test: quiet while it runs.
+    trace_log = logging.getLogger("torch.__trace")
+    level = trace_log.level
+    trace_log.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -155,6 +161,8 @@ def _export_dims(module: Any, signature: Signature) -> None:
             f"torch.export could not trace forward ({type(exc).__name__}: {first[:160]}); the example's shapes "
             "are used, only the batch size varies")
         return
+    finally:
+        trace_log.setLevel(level)
     signature.dynamic, signature.max_length = dynamic_dims_of(program, len(signature.example))
 
 
