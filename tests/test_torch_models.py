@@ -35,6 +35,8 @@ EXPECTED = {
                                  "every position masked", "input 'valid' masks a whole row"),
     "exp_overflow": ("layer at fault: HandWrittenSoftmax:", "exp() overflow past 88.7 in a hand-written softmax",
                      "fix: use torch.softmax(x, dim=-1), which subtracts the row maximum"),
+    "exp_overflow_float16": ("layer at fault: HandWrittenSoftmax:", "float16 overflow: exp() past 11.1 became Inf",
+                             "compute this layer in float32 (x.float())"),
     "float16_mask": ("(Float16MaskedAttention: ops rsub, mul, add at torch_zoo.py:",
                      "float16 overflow: a value past 65504 became Inf", "constants that fit float16"),
     "post_softmax_arithmetic": ("layer at fault: SmoothedAfterSoftmax:", "changes the sums of softmax",

@@ -17,9 +17,9 @@ from torch import nn
 torch.manual_seed(0)
 
 
-# A policy head normalized over the batch: softmax(dim=0) on (batch, actions),
-# the classic REINFORCE slip (e.g. pytorch/examples#1099 discussion, and
-# https://discuss.pytorch.org/t/softmax-dim-0-or-dim-1/ threads).
+# A policy head normalized over the batch: softmax(dim=0) on (batch, actions)
+# (DeepReinforcementLearning/DeepReinforcementLearningInAction#32: nn.Softmax(dim=0)
+# in a REINFORCE policy fed batches; ray-project/ray#16311).
 class PolicyDim0(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -31,7 +31,8 @@ class PolicyDim0(nn.Module):
 
 
 # The deprecated implicit dim on a 3-D input: nn.Softmax() picks dim 0
-# ("Implicit dimension choice for softmax has been deprecated", pytorch/pytorch#1020).
+# ("Implicit dimension choice for softmax has been deprecated": amdegroot/ssd.pytorch#104,
+# suragnair/alpha-zero-general#5).
 class ImplicitDim3D(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -42,8 +43,8 @@ class ImplicitDim3D(nn.Module):
         return self.softmax(self.proj(tokens))  # (batch, steps, classes)
 
 
-# A tagger's log_softmax over the time axis instead of the tags (the
-# "log_softmax(dim=1) on (batch, seq, vocab)" slip, e.g. pytorch/tutorials#1341).
+# log_softmax over the wrong axis of a 3-D tensor (ctallec/world-models#10:
+# log_softmax over dim=-2 of (seq, batch, gaussians); fxia22/pointnet.pytorch#27).
 class LogSoftmaxWrongAxis(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -69,7 +70,7 @@ class PaddedAttention(nn.Module):
 
 
 # Candidate scoring with masked_fill(-inf) and no valid candidate in a row:
-# softmax of all -inf is NaN (huggingface/transformers#15021, allennlp#5144).
+# softmax of all -inf is NaN (THUwangcy/ReChorus#8, allenai/allennlp#890, pytorch/pytorch#25110).
 class CandidateScorer(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -82,7 +83,8 @@ class CandidateScorer(nn.Module):
 
 
 # A hand-written softmax without the max subtraction: exp() overflows past
-# logit 88 in float32 (11 in float16): Inf/Inf = NaN (pytorch/pytorch#31829 discussion).
+# logit 88 in float32 (11 in float16): Inf/Inf = NaN (pyg-team/pytorch_geometric#53,
+# uTensor/uTensor#175).
 class HandWrittenSoftmax(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -94,7 +96,8 @@ class HandWrittenSoftmax(nn.Module):
 
 
 # float16 attention with an additive -1e9 mask: -1e9 overflows float16 to
-# -inf, so a fully padded row is 0/0 = NaN (huggingface/transformers#17978, #13038).
+# -inf, so a fully padded row is 0/0 = NaN (huggingface/transformers#17306, openai/gpt-2#122,
+# facebookresearch/fairseq#3575).
 class Float16MaskedAttention(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -110,7 +113,7 @@ class Float16MaskedAttention(nn.Module):
 
 
 # Arithmetic after the softmax: label smoothing applied to the output
-# probabilities changes their sums (a common slip; cf. pytorch/pytorch#7455).
+# probabilities changes their sums (a constructed case: no public report cited).
 class SmoothedAfterSoftmax(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -121,8 +124,8 @@ class SmoothedAfterSoftmax(nn.Module):
         return probs * 0.9 + 0.1
 
 
-# A temperature of zero (greedy decoding set as temperature=0.0 in a
-# sampler): logits / 0 is +-inf, and the softmax NaN (huggingface/transformers#22843).
+# A temperature of zero: F.softmax(logits / temp) with temp = 0 is NaN
+# (suno-ai/bark#270; google-deepmind/gemma#562).
 class ZeroTemperature(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -154,6 +157,7 @@ BROKEN: dict[str, Case] = {
     "mha_padding_only_row": (PaddedAttention, (torch.zeros(4, 5, 4), torch.zeros(4, 5, dtype=torch.bool)), {}),
     "masked_fill_no_candidate": (CandidateScorer, (torch.zeros(4, 6, 4), torch.ones(4, 6, dtype=torch.bool)), {}),
     "exp_overflow": (HandWrittenSoftmax, torch.zeros(4, 4), {}),
+    "exp_overflow_float16": (lambda: HandWrittenSoftmax().half(), torch.zeros(4, 4, dtype=torch.float16), {}),
     "float16_mask": (lambda: Float16MaskedAttention().half(),
                      {"x": torch.zeros(4, 5, 4, dtype=torch.float16),
                       "attention_mask": torch.ones(4, 5, dtype=torch.float16)}, {}),
