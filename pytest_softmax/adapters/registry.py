@@ -16,7 +16,6 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SoftmaxSetupError
 from .keras import config as keras_config
 from .keras import formats as keras_formats
 from .torch import formats as torch_formats
@@ -97,6 +96,8 @@ def _built_by_factory(model: object) -> object:
         return model
     if not isinstance(model, type) and _object_framework(model) is not None:
         return model  # a model object is callable too: it is not a factory
+    from .base import SoftmaxSetupError
+
     try:
         built = model()
     except Exception as exc:

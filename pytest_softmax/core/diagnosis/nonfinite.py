@@ -83,8 +83,8 @@ def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tabl
 
 
 def _mask_inputs(record: LayerRecord, by_path: dict[str, LayerRecord], dtypes: dict[str, str]) -> list[str]:
-    """The model inputs of a mask dtype (bool, integer) or named as a mask
-    that fed ``record``, directly or through other layers."""
+    """The model inputs of a mask dtype (bool) or named as a mask that fed
+    ``record``, directly or through other layers (integer ids are not masks)."""
     found: dict[str, None] = {}
     queue, seen = list(record.site.producers), set()
     while queue:
@@ -94,7 +94,7 @@ def _mask_inputs(record: LayerRecord, by_path: dict[str, LayerRecord], dtypes: d
         seen.add(producer)
         if producer in by_path:
             queue.extend(by_path[producer].site.producers)
-        elif _is_integer(dtypes.get(producer, "")) or "mask" in producer.lower():
+        elif dtypes.get(producer) == "bool" or "mask" in producer.lower():
             found[producer] = None
     return list(found)
 
