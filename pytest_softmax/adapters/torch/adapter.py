@@ -76,6 +76,14 @@ class TorchModuleAdapter:
         self._site_shapes: dict[str, tuple[int | None, ...]] = {}
         self._state: state.SavedState | None = None
         self._fed = ""
+        self._modules: ModuleIndex | None = None
+        self._checked: set[str] | None = None
+
+    def _index(self) -> ModuleIndex:
+        """The module paths, walked once (every example of the site pass names its calls)."""
+        if self._modules is None:
+            self._modules = ModuleIndex(self.module)
+        return self._modules
 
     # -- the contract --------------------------------------------------------------------------
     @property
@@ -115,7 +123,7 @@ class TorchModuleAdapter:
 
     def _record_example(self, signature: signatures.Signature) -> OpRecorder:
         batch = int(signature.example[0].shape[0])
-        recorder = OpRecorder(ModuleIndex(self.module), batch)
+        recorder = OpRecorder(self._index(), batch)
         try:
             with torch.no_grad(), recording_backends(), recorder:
                 for name, tensor in zip(signature.names, signature.example):
@@ -144,7 +152,7 @@ class TorchModuleAdapter:
                 produced.add(call.site.path)
             site = call.site if call is not None else recorder.hand_written.get(source or "")
             outputs.append(_Output(name, tuple(tensor.shape), site, direct))
-        self._outputs = outputs
+        self._outputs, self._checked = outputs, None
         skipped = [n for n, t in flat if not isinstance(t, torch.Tensor)]
         if skipped and self._signature is None:
             signature.notes.append(f"outputs that are not tensors are not checked: {', '.join(skipped)}")
@@ -230,11 +238,13 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._tensors(inputs)
         self._fed = self._signature.describe_fed(tensors)
-        recorder = SiteRecorder(ModuleIndex(self.module), int(tensors[0].shape[0]), self._site_shapes)
+        recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
         with torch.no_grad(), recording_backends(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
-        checked = {self._outputs[s.index].name for s in self.default_outputs()} if self._outputs else set()
+        if self._checked is None:  # the outputs judged by the output check, not as sites
+            self._checked = {self._outputs[s.index].name for s in self.default_outputs()} if self._outputs else set()
+        checked = self._checked
         direct = [t for (name, t) in zip([o.name for o in self._outputs], leaves) if name in checked]
         records = [LayerRecord(call.site, to_numpy(call.output)) for call in recorder.calls
                    if not any(_same_values(call.output, t) for t in direct)]
@@ -243,7 +253,7 @@ class TorchModuleAdapter:
     def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
         assert self._signature is not None
         tensors = self._tensors(inputs)
-        recorder = OpRecorder(ModuleIndex(self.module), int(tensors[0].shape[0]), self._site_shapes)
+        recorder = OpRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
         with torch.no_grad(), recording_backends(), recorder:
             for name, tensor in zip(self._signature.names, tensors):
                 recorder.name_input(tensor, name)
