@@ -100,3 +100,17 @@ def test_bfloat16_head_gets_a_bfloat16_tolerance() -> None:
     assert output.dtype == "bfloat16" and output.n_classes == 32_000
     # A float32 tolerance would be ~1e-3 here; bfloat16's rounding needs far more.
     assert output.tolerance > 1e-2 and output.worst_error <= output.tolerance
+
+
+def test_transformer_logits_named_in_outputs_fail_as_logits_not_as_attention(
+        healthy_models: dict[str, Any]) -> None:
+    """The attention softmax upstream of GPT-2's logits is not what broke them:
+    the lm_head makes logits, and the message says so."""
+    pytest.importorskip("transformers", reason='transformers is not installed: pip install -e ".[test,torch]"')
+    factory, example, _ = torch_zoo.HEALTHY["gpt2"]
+    with pytest.raises(SoftmaxInvariantError) as caught:
+        check_softmax(healthy_models.setdefault("gpt2", factory()), inputs=example, seed=1, max_examples=5,
+                      batch_size=4, outputs=["logits"])
+    shown = _first_lines(caught.value, 3)
+    assert "layer at fault: lm_head (Linear: ops mm at modeling_gpt2.py:" in shown
+    assert "(no softmax: outputs unnormalized values)" in shown and "fix: apply torch.softmax(logits, dim=-1)" in shown

@@ -124,6 +124,11 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
     if site.is_softmax_site:
         return _softmax_output(cause, violation, table)
     upstream = _nearest_softmax(cause, by_path)
+    if upstream is not None and upstream.site.call and not _same_shape(upstream, cause):
+        # Recorded calls (PyTorch) see every op: an attention softmax is upstream
+        # of everything after it.  Only values of the softmax's own shape are
+        # its distribution changed (a transformer's logits are not).
+        upstream = None
     if upstream is not None:
         chain = _chain(upstream, cause, by_path)
         culprit = next((r for r in chain[1:] if r.site.kind != PASSTHROUGH
@@ -287,6 +292,10 @@ def _look_through(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple
         passed.append(record)
         record = by_path[record.site.producers[0]]
     return record, passed
+
+
+def _same_shape(first: LayerRecord, second: LayerRecord) -> bool:
+    return first.output is not None and second.output is not None and first.output.shape == second.output.shape
 
 
 def _nearest_softmax(start: LayerRecord, by_path: dict[str, LayerRecord]) -> LayerRecord | None:
