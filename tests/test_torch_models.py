@@ -31,7 +31,7 @@ EXPECTED = {
                                "softmax over axis 1, checked along axis -1", "output 'exp(output)'"),
     "mha_padding_only_row": ("layer at fault: attention (MultiheadAttention: nn.MultiheadAttention's softmax(dim=-1)",
                              "every position masked", "input 'key_padding_mask' masks a whole row"),
-    "masked_fill_no_candidate": ("layer at fault: CandidateScorer (CandidateScorer: torch.softmax(dim=1) at",
+    "masked_fill_no_candidate": ("layer at fault: CandidateScorer (CandidateScorer: torch.softmax(dim=-1) at",
                                  "every position masked", "input 'valid' masks a whole row"),
     "exp_overflow": ("layer at fault: HandWrittenSoftmax:", "exp() overflow past 88.7 in a hand-written softmax",
                      "fix: use torch.softmax(x, dim=-1), which subtracts the row maximum"),

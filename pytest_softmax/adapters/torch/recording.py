@@ -105,8 +105,11 @@ def _user_frame(frame: FrameType | None) -> FrameType | None:
     return None
 
 
-def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: bool) -> CallSite:
-    """Describe the op being dispatched from the Python stack."""
+def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: bool,
+              written: int | None = None) -> CallSite:
+    """Describe the op being dispatched from the Python stack; ``written`` is
+    the dim as the call passed it (``-1``), ``dim`` normalized."""
+    as_passed = dim if written is None else written
     frame: FrameType | None = sys._getframe(2)
     module_path, module_class = "", ""
     call, implicit = "", False
@@ -123,9 +126,9 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
         if need_call and in_torch and code.co_filename.startswith(_TORCH_DIR):
             # The outermost torch frame below the user's code says how it was
             # written: nn.Softmax.forward calls F.softmax, which calls aten.
-            written, was_implicit = _torch_call(walker, op, dim, ndim)
-            if written:
-                call, implicit = written, was_implicit
+            described, was_implicit = _torch_call(walker, op, dim, as_passed)
+            if described:
+                call, implicit = described, was_implicit
         in_torch = in_torch and inside
         if module_path and not in_torch:
             break
@@ -133,14 +136,14 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
     user = _user_frame(frame)
     location = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}" if user is not None else ""
     if need_call and not call:
-        call = _written_call(user, op, dim)
+        call = _written_call(user, op, as_passed)
     elif call.startswith("F.") and not implicit and _implicit_in_source(user):
         call, implicit = f"{call.split('(')[0]}() (implicit dim, taken as dim={dim})", True
     return CallSite(module_path or modules.root_name, module_class or type(modules.root).__name__, call,
                     location, implicit)
 
 
-def _torch_call(frame: FrameType, op: str, dim: int, ndim: int) -> tuple[str, bool]:
+def _torch_call(frame: FrameType, op: str, dim: int, as_passed: int) -> tuple[str, bool]:
     """How a softmax was written, read from the torch frame that called it."""
     function, filename = frame.f_code.co_name, frame.f_code.co_filename
     if filename.endswith(os.path.join("nn", "functional.py")):
@@ -150,7 +153,7 @@ def _torch_call(frame: FrameType, op: str, dim: int, ndim: int) -> tuple[str, bo
                 return f"F.{function}() (implicit dim, taken as dim={dim})", True
             return f"F.{function}(dim={given})", False
         if function == "multi_head_attention_forward":
-            return f"nn.MultiheadAttention's {op}(dim={dim - ndim})", False
+            return f"nn.MultiheadAttention's {op}(dim={as_passed})", False
     module = frame.f_locals.get("self")
     if filename.endswith(os.path.join("modules", "activation.py")) and function == "forward" and \
             hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
@@ -242,7 +245,7 @@ class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         ndim = max(fed.dim(), 1)
         dim = int(args[1]) % ndim
         op = "safe_softmax" if func is _ATEN._safe_softmax.default else kind
-        where = call_site(self.modules, op, dim, ndim, need_call=True)
+        where = call_site(self.modules, op, dim, ndim, need_call=True, written=int(args[1]))
         site = LayerSite(
             path=self.unique_path(where.module_path), name=where.module_path, layer_class=where.module_class,
             kind=SOFTMAX, activation=kind, softmax_axes=(dim,), dtype=str(out.dtype).removeprefix("torch."),
