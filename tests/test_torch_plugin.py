@@ -146,3 +146,17 @@ def test_a_plain_run_imports_no_torch(pytester: pytest.Pytester) -> None:
             assert "torch" not in sys.modules
     """)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_the_bundled_torch_example_gives_one_failure(pytester: pytest.Pytester) -> None:
+    import shutil
+
+    from helpers import TESTS_DIR
+
+    shutil.copy(TESTS_DIR.parent / "examples" / "test_torch_models.py", pytester.path)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_torch_models.py")
+    result.stdout.fnmatch_lines([
+        "*layer at fault: PolicyHead (PolicyHead: F.softmax(dim=0) at test_torch_models.py:22) "
+        "(softmax over the batch axis (dim 0))*",
+    ])
+    result.assert_outcomes(failed=1, passed=2)
