@@ -160,8 +160,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "safe_mode",
-        "refuse model files that carry Python code (a Lambda layer's bytecode), as Keras' safe_mode "
-        "does; set false only for files you trust (default: true)",
+        "refuse model files that carry Python code (a Lambda layer's bytecode, parts of a .pt2 file "
+        "torch.export.load would unpickle), as Keras' safe_mode does; set false only for files you trust "
+        "(default: true)",
         parse_bool,
         metavar="BOOL",
     ),

@@ -120,7 +120,8 @@ def test_the_layers_show_in_the_tree() -> None:
     assert len(top_level) <= MAX_TOP_LEVEL_MODULES, top_level
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} >= {
         "plugin", "core", "adapters"}
-    assert {p.name for p in (PACKAGE / "adapters").iterdir() if p.is_dir() and p.name != "__pycache__"} == {"base", "keras"}
+    assert {p.name for p in (PACKAGE / "adapters").iterdir() if p.is_dir() and p.name != "__pycache__"} == {
+        "base", "keras", "torch"}
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("pytest_softmax.adapters.")))

@@ -9,18 +9,20 @@ module that adapts models, imported only when a check runs.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import python_files
 from .base import SoftmaxSetupError
 from .keras import config as keras_config
 from .keras import formats as keras_formats
 from .python_files import FactoryReference, is_python_file, split_factory
+from .torch import formats as torch_formats
 
 if TYPE_CHECKING:
     from .base import ModelAdapter
@@ -37,19 +39,25 @@ class Framework:
     module: str  # exposes adapt(model, *, safe_mode) -> ModelAdapter
     model_suffixes: tuple[str, ...]
     directory_markers: tuple[str, ...]  # a directory holding one of these is a model
-    # Quiets the framework's native start-up logs (standard library only:
-    # it must run before the framework is imported).
-    quiet_native_logs: Callable[[], None]
+    # An object whose class (or a base class) is defined in one of these
+    # modules belongs to this framework: told apart without importing it.
+    object_modules: tuple[str, ...]
     # Whether an object is one of its models, asked without importing the
     # framework, and how messages name such a model.
     is_model_object: Callable[[object], bool]
     model_kind: str
+    # Quiets the framework's native start-up logs (standard library only:
+    # it must run before the framework is imported).
+    quiet_native_logs: Callable[[], None] = lambda: None
 
 
 FRAMEWORKS: tuple[Framework, ...] = (
+    # Keras first: on the torch backend a keras.Model is also a torch.nn.Module.
     Framework("keras", "pytest_softmax.adapters.keras.loading", keras_formats.MODEL_SUFFIXES,
-              keras_formats.DIRECTORY_MARKERS, keras_config.quiet_native_logs, keras_formats.is_model_object,
-              keras_formats.MODEL_KIND),
+              keras_formats.DIRECTORY_MARKERS, keras_formats.OBJECT_MODULES, keras_formats.is_model_object,
+              keras_formats.MODEL_KIND, keras_config.quiet_native_logs),
+    Framework("torch", "pytest_softmax.adapters.torch.loading", torch_formats.MODEL_SUFFIXES, (),
+              torch_formats.OBJECT_MODULES, torch_formats.is_model_object, torch_formats.MODEL_KIND),
 )
 
 
@@ -68,9 +76,22 @@ def is_model_directory(path: Path) -> bool:
     return path.is_dir() and any((path / m).is_file() for f in FRAMEWORKS for m in f.directory_markers)
 
 
+def _object_framework(model: object) -> Framework | None:
+    """The framework defining the object's class or a base of it, most
+    derived class first (a user's subclass of ``torch.nn.Module``)."""
+    classes = model.__mro__ if isinstance(model, type) else type(model).__mro__
+    for cls in classes:
+        module = f"{getattr(cls, '__module__', '')}."
+        for framework in FRAMEWORKS:
+            if module.startswith(framework.object_modules):
+                return framework
+    return None
+
+
 def _framework_for(model: object) -> Framework:
-    """The framework whose formats match a path; for objects the first
-    (Keras), whose adapter says plainly what it cannot check."""
+    """The framework whose formats match a path or whose classes the object
+    is made of; else the first (Keras), whose adapter says plainly what it
+    cannot check."""
     if isinstance(model, (str, os.PathLike)):
         path = Path(os.fspath(model))
         for framework in FRAMEWORKS:
@@ -78,7 +99,40 @@ def _framework_for(model: object) -> Framework:
                 (path / m).exists() for m in framework.directory_markers
             ):
                 return framework
-    return FRAMEWORKS[0]
+        return FRAMEWORKS[0]
+    return _object_framework(model) or FRAMEWORKS[0]
+
+
+def _takes_no_arguments(factory: Any) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.default is inspect.Parameter.empty and p.kind not in (
+        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) for p in parameters)
+
+
+def _built_by_factory(model: object) -> object:
+    """A zero-argument factory (a function, a lambda, a class) is called
+    once and what it returns is dispatched; anything else is as passed (a
+    framework's loader refuses callables that need arguments, naming them)."""
+    if isinstance(model, (str, os.PathLike)) or not callable(model) or not _takes_no_arguments(model):
+        return model
+    if not isinstance(model, type) and _object_framework(model) is not None:
+        return model  # a model object is callable too: it is not a factory
+    try:
+        built = model()
+    except Exception as exc:
+        name = getattr(model, "__name__", repr(model))
+        raise SoftmaxSetupError(f"model factory {name}() raised {type(exc).__name__}: {exc}") from exc
+    if isinstance(built, (str, os.PathLike)) or _object_framework(built) is not None:
+        return built
+
+    def returned() -> object:  # the framework's loader names what the factory returned
+        return built
+
+    returned.__name__ = getattr(model, "__name__", "factory")
+    return returned
 
 
 def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
@@ -87,6 +141,9 @@ def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
     accepted."""
     from .base import ModelAdapter
 
+    if isinstance(model, ModelAdapter):
+        return model
+    model = _built_by_factory(model)
     if isinstance(model, ModelAdapter):
         return model
     adapter: ModelAdapter = import_module(_framework_for(model).module).adapt(model, safe_mode=safe_mode)

@@ -29,9 +29,11 @@ from hypothesis.errors import FlakyFailure, Unsatisfiable
 from ..adapters.base import (
     InputSpec,
     ModelAdapter,
+    OutputChoosing,
     OutputSpec,
     RunDescribing,
     SignatureAdopting,
+    SignatureFromExample,
     StatePreserving,
     explain_error,
 )
@@ -39,7 +41,7 @@ from ..adapters.registry import adapt
 from ..errors import SoftmaxInvariantError, SoftmaxSetupError
 from ..settings import CheckSettings, checking_in, how_to_set
 from ..tolerance import normalize_dtype_name
-from ..adapters.base.arrays import is_float
+from ..adapters.base.arrays import as_float64, is_float
 from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches
@@ -174,6 +176,8 @@ class _Search:
         except SoftmaxSetupError as exc:  # not a failure for Hypothesis to shrink
             raise StopCheck(exc) from exc
         axis, shape = self.settings.axis, output.shape
+        if spec.log_probabilities:  # exp(log_softmax) is the distribution
+            output = np.exp(as_float64(output))
         if self.settings.allow_masked_rows:  # one row per distribution, class axis last
             output, axis = without_masked_rows(output, axis), -1
         check = check_batch(output, axis, self.settings.tolerance_for(dtype, n_classes))
@@ -232,6 +236,14 @@ def select_outputs(specs: Sequence[OutputSpec], wanted: Any) -> list[OutputSpec]
     return chosen
 
 
+def _outputs_to_check(adapter: ModelAdapter, wanted: Any) -> list[OutputSpec]:
+    """The outputs ``outputs=`` names, else those the adapter says are
+    distributions (a PyTorch module's softmax outputs, not its logits), else all."""
+    if wanted is None and isinstance(adapter, OutputChoosing):
+        return list(adapter.default_outputs())
+    return select_outputs(adapter.output_specs(), wanted)
+
+
 def run_check(model: Any, settings: CheckSettings, *, seed: int | None = None, namespace: str | None = None,
               replay: Replay | None = None) -> SoftmaxReport:
     """The engine behind :func:`check_softmax` and the pytest marker.  The
@@ -259,8 +271,12 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
         raise SoftmaxInvariantError(diverged)
     user_inputs = settings.inputs
     is_strategy = isinstance(user_inputs, st.SearchStrategy)
+    if isinstance(adapter, SignatureFromExample) and user_inputs is not None and not is_strategy:
+        # inputs= is the example a signature is learned from: the search generates batches like it.
+        adapter.learn_signature(user_inputs)
+        user_inputs = None
     specs = _input_specs(adapter, None if is_strategy else user_inputs)
-    search = _Search(adapter, settings, select_outputs(adapter.output_specs(), settings.outputs))
+    search = _Search(adapter, settings, _outputs_to_check(adapter, settings.outputs))
     search.sites = site_checker(adapter, settings)
     if user_inputs is not None and not is_strategy:
         outcome = _check_given(search, specs, user_inputs)

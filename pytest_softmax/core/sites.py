@@ -57,6 +57,14 @@ class SiteChecker:
         axes = normalize_axes(site.softmax_axes, output.ndim)
         if axes is None:
             return [], 0.0
+        dtype = normalize_dtype_name(output.dtype)
+        if site.is_log_softmax:  # log-probabilities: exp() of each row is the distribution
+            output = np.exp(as_float64(output))
+        if 0 in axes and site.batch_first:
+            # Axis 0 is the batch: its "rows" mix independent examples, so no
+            # distribution is normalized there.  Judge the rows the call should
+            # have normalized (the last axis), which fail unless by chance.
+            axes = (output.ndim - 1,)
         # Put the site's axes last and merge them: one row per distribution.
         values = np.moveaxis(as_float64(output), axes, range(output.ndim - len(axes), output.ndim))
         rows = values.reshape(-1, int(np.prod(values.shape[output.ndim - len(axes):])))
@@ -65,12 +73,11 @@ class SiteChecker:
             return self._single_element(site, output, axes)
         if site.masked:
             rows = rows[~np.all(rows == 0.0, axis=-1)]
-        dtype = normalize_dtype_name(output.dtype)
         result = check_batch(rows, -1, self.settings.tolerance_for(dtype, n_classes))
         if np.isfinite(result.worst_error):
             self.worst[site.path] = max(self.worst.get(site.path, 0.0), result.worst_error)
         violations = violations_of(
-            result, rows, axis=-1, name=site.path, layer_name=site.path, layer_class=site.layer_class, dtype=dtype,
+            result, rows, axis=-1, name=site.path, layer_name=site.path, layer_class=site.described(), dtype=dtype,
         )
         axis = site.softmax_axes[0] if len(site.softmax_axes) == 1 else -1
         return [_as_site(v, site.path, axis) for v in violations], result.severity

@@ -38,6 +38,16 @@ MASK = "mask"  # 0/1 (or bool): padding and attention masks
 VALUES = "values"  # nothing known: the dtype's ordinary ranges
 
 
+def log_output_name(name: str) -> str:
+    """How an output holding log-probabilities is named when exp() of it is
+    checked (``exp(output)``): messages then say what was measured."""
+    return f"exp({name})"
+
+
+def is_log_output_name(name: str) -> bool:
+    return name.startswith("exp(") and name.endswith(")")
+
+
 def output_label(name: str, layer_name: str, layer_class: str) -> str:
     """How every message names a model output: ``output 'probs' (dense: Dense)``."""
     return f"output {name!r} ({layer_name}: {layer_class})"
@@ -123,6 +133,9 @@ class OutputSpec:
     layer_name: str
     layer_class: str
     shape: tuple[int | None, ...] | None = None
+    # The output holds log-probabilities (a log_softmax made it): exp(output)
+    # is what must be a distribution.
+    log_probabilities: bool = False
 
     @property
     def label(self) -> str:
@@ -205,6 +218,26 @@ class SignatureAdopting(Protocol):
     model never called) takes one from the test's ``inputs=`` arrays."""
 
     def adopt_signature(self, example: Any) -> None: ...
+
+
+@runtime_checkable
+class SignatureFromExample(Protocol):
+    """Optional: a model whose inputs have no declared signature at all (a
+    PyTorch ``nn.Module``) learns it from the test's ``inputs=`` example;
+    the search then generates batches like it (values, batch size and the
+    dimensions that may vary) instead of checking the example alone."""
+
+    def learn_signature(self, example: Any) -> None: ...
+
+
+@runtime_checkable
+class OutputChoosing(Protocol):
+    """Optional: which outputs are distributions when ``outputs=`` does not
+    say.  A PyTorch classifier returns logits by convention (its loss
+    expects them), so only outputs a softmax call made are checked; raises
+    ``SoftmaxSetupError`` when the model has nothing to check at all."""
+
+    def default_outputs(self) -> Sequence[OutputSpec]: ...
 
 
 @runtime_checkable

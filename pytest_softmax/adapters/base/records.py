@@ -53,10 +53,31 @@ class LayerSite:
     # The static output shape, batch included (None: variable), when known:
     # it tells a softmax over a fixed size-1 axis from a variable length of 1.
     shape: tuple[int | None, ...] | None = None
+    # Adapters that record softmax *calls* rather than layers (PyTorch) say
+    # how the call is written (``F.softmax(dim=0)``) and where, in the user's
+    # code (``model.py:12``), so that messages and fixes can quote them.
+    call: str = ""
+    location: str = ""
+    # Axis 0 of the output is the batch (always, for a Keras layer; for a
+    # PyTorch tensor when its first size is the batch's): a softmax over it
+    # is never right.
+    batch_first: bool = True
 
     @property
     def is_softmax_site(self) -> bool:
         return self.kind == SOFTMAX
+
+    @property
+    def is_log_softmax(self) -> bool:
+        return self.activation == "log_softmax"
+
+    def described(self) -> str:
+        """The class, then the call and where it is when known:
+        ``MultiheadAttention: F.softmax(dim=-1) at model.py:12``."""
+        if not self.call:
+            return self.layer_class
+        where = f" at {self.location}" if self.location else ""
+        return f"{self.layer_class}: {self.call}{where}"
 
     def describe_activation(self) -> str:
         """``softmax axis -1``, ``linear``, ``lambda naive``... for the table."""
@@ -127,6 +148,8 @@ class ProbeResult:
     input_max_abs: dict[str, float] = field(default_factory=dict)  # by producer name, e.g. "input 'x'"
     input_dtypes: dict[str, str] = field(default_factory=dict)  # by producer name, as above
     limitations: list[str] = field(default_factory=list)
+    # Which framework's words the diagnosis fixes are phrased in.
+    framework: str = "keras"
 
     def by_path(self) -> dict[str, LayerRecord]:
         return {r.site.path: r for r in self.records}

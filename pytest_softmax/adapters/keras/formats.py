@@ -10,6 +10,8 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 SAVED_MODEL_MARKER = "saved_model.pb"
 DIRECTORY_MARKERS = (SAVED_MODEL_MARKER,)
 MODEL_KIND = "a keras.Model"
+# A class defined in one of these modules (anywhere in an object's MRO) makes it a Keras object.
+OBJECT_MODULES = ("keras.", "tf_keras.", "tensorflow.")
 
 
 def is_model_object(value: object) -> bool:

@@ -26,12 +26,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...adapters.base import LayerProbing, ModelAdapter
+from ...adapters.base import LayerProbing, ModelAdapter, OutputChoosing, OutputSpec
 from ...adapters.base.records import LayerRecord, ProbeResult
+from ...errors import SoftmaxSetupError
 from ...tolerance import default_tolerance
 from ..kinds import MODEL_RAISED, NOT_FINITE, SINGLE_ELEMENT
 from ..report import LayerProfile, SoftmaxReport, Violation
 from ..sites import SiteChecker
+from .phrases import in_framework_terms
 from .rules import explain
 
 MAX_PROBED_ROWS = 8
@@ -73,6 +75,7 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
     except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
         report.notes.append(f"the layer diagnosis failed ({type(exc).__name__}: {exc})")
         return
+    found = in_framework_terms(found, result.framework)
     report.diagnosis.extend(found.lines)
     report.layers = found.rows
     report.cause = found.cause or report.cause
@@ -110,10 +113,19 @@ def _probe_rows(inputs: Sequence[np.ndarray], violation: Violation) -> list[np.n
 
 def _output_index(adapter: ModelAdapter, violation: Violation) -> int | None:
     try:
-        specs = adapter.output_specs()
+        specs = list(adapter.output_specs())
+        if isinstance(adapter, OutputChoosing):  # exp(output) of a log_softmax output is only among these
+            specs += _default_outputs(adapter)
     except Exception:  # noqa: BLE001 - no index: the output is then not localized
         return None
     return next((s.index for s in specs if s.name == violation.output), None)
+
+
+def _default_outputs(adapter: OutputChoosing) -> list[OutputSpec]:
+    try:
+        return list(adapter.default_outputs())
+    except SoftmaxSetupError:  # no softmax anywhere: the user named the outputs
+        return []
 
 
 def single_element_line(violation: Violation) -> str:

@@ -72,7 +72,35 @@ def _is_mask(values: np.ndarray) -> bool:
 
 
 def explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
-                      input_max_abs: dict[str, float]) -> Finding:
+                      input_max_abs: dict[str, float], input_dtypes: dict[str, str] | None = None) -> Finding:
+    finding = _explain_nonfinite(record, by_path, table, input_max_abs)
+    masks = _mask_inputs(record, by_path, input_dtypes or {}) if finding.cause.startswith("every position") else []
+    if not masks:
+        return finding
+    named = " and ".join(masks)
+    return Finding(f"{finding.line} (the mask comes from {named})", f"{finding.cause}: {named} masks a whole row",
+                   finding.fix)
+
+
+def _mask_inputs(record: LayerRecord, by_path: dict[str, LayerRecord], dtypes: dict[str, str]) -> list[str]:
+    """The model inputs of a mask dtype (bool) or named as a mask that fed
+    ``record``, directly or through other layers (integer ids are not masks)."""
+    found: dict[str, None] = {}
+    queue, seen = list(record.site.producers), set()
+    while queue:
+        producer = queue.pop(0)
+        if producer in seen:
+            continue
+        seen.add(producer)
+        if producer in by_path:
+            queue.extend(by_path[producer].site.producers)
+        elif dtypes.get(producer) == "bool" or "mask" in producer.lower():
+            found[producer] = None
+    return list(found)
+
+
+def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], table: LayerTable,
+                       input_max_abs: dict[str, float]) -> Finding:
     feeders = [by_path[p] for p in record.site.producers if p in by_path]
     magnitudes = {f.site.path: f.max_abs for f in feeders}
     magnitudes.update({p: input_max_abs[p] for p in record.site.producers if p in input_max_abs})
@@ -201,7 +229,7 @@ def _generic(record: LayerRecord, head: str, largest: float) -> Finding:
             f"{dtype} overflow of large inputs", "scale or normalize the input, or compute this layer in float32")
     exp_fed = record.softmax_op == "exp" and record.softmax_input is not None
     fed_max = float(np.nanmax(as_float64(record.softmax_input), initial=-np.inf)) if exp_fed else largest
-    if record.site.kind == OTHER and fed_max > limit and not record.infinite:
+    if record.site.kind == OTHER and fed_max > limit and (not record.infinite or exp_fed):
         return Finding(
             f"{head}: an exp() overflows in {dtype} past {limit:.3g}, so a hand-written exp(x) / sum(exp(x)) gives "
             "Inf/Inf = NaN: use keras.ops.softmax, which subtracts the maximum first",

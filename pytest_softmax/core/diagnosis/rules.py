@@ -18,8 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...adapters.base import is_log_output_name
+from ...adapters.base.records import (
+    CONTAINER,
+    PASSTHROUGH,
+    RECURRENT,
+    LayerRecord,
+    ProbeResult,
+    normalize_axes,
+)
 from ...settings import how_to_set
-from ...adapters.base.records import CONTAINER, PASSTHROUGH, RECURRENT, LayerRecord, ProbeResult, normalize_axes
 from ..report import LayerResult, Violation
 from .nonfinite import Finding, explain_nonfinite, first_nonfinite
 from .regroup import explain_regrouped
@@ -51,14 +59,18 @@ def explain(result: ProbeResult, violation: Violation, output_index: int | None,
     fix = ""
     nonfinite = first_nonfinite(result)
     if nonfinite is not None:
-        finding = explain_nonfinite(nonfinite, by_path, table, result.input_max_abs)
+        finding = explain_nonfinite(nonfinite, by_path, table, result.input_max_abs, result.input_dtypes)
         lines.append(finding.line)
         cause, fix = finding.cause, finding.fix
     if violation.site:
         record = by_path.get(violation.site)
         if record is not None:
             table.add(record, "at fault: internal softmax")
-            if nonfinite is None:
+            if nonfinite is None and _over_batch_axis(record):
+                finding = _batch_axis(record)
+                lines.append(finding.line)
+                cause, fix = finding.cause, finding.fix
+            elif nonfinite is None:
                 lines.append(f"{layer_name(record)} is a softmax inside the model whose rows do not sum to 1 along "
                              f"its own axis {axes_text(record)} (masked rows excepted)")
                 cause = f"internal softmax rows do not sum to 1 along axis {axes_text(record)}"
@@ -106,9 +118,17 @@ def _explain_structure(cause: LayerRecord, violation: Violation, by_path: dict[s
     if site.kind == RECURRENT and site.activation == "softmax" and site.gated:
         table.add(cause, "at fault: softmax inside the cell")
         return _recurrent(cause)
+    if site.is_softmax_site and site.is_log_softmax and not is_log_output_name(violation.output):
+        table.add(cause, "at fault: log_softmax")  # log-probabilities checked as probabilities
+        return _no_softmax(cause)
     if site.is_softmax_site:
         return _softmax_output(cause, violation, table)
     upstream = _nearest_softmax(cause, by_path)
+    if upstream is not None and upstream.site.call and not _same_shape(upstream, cause):
+        # Recorded calls (PyTorch) see every op: an attention softmax is upstream
+        # of everything after it.  Only values of the softmax's own shape are
+        # its distribution changed (a transformer's logits are not).
+        upstream = None
     if upstream is not None:
         chain = _chain(upstream, cause, by_path)
         culprit = next((r for r in chain[1:] if r.site.kind != PASSTHROUGH
@@ -134,6 +154,9 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
     site = cause.site
     axes = normalize_axes(site.softmax_axes or (-1,), cause.output.ndim) if cause.output is not None else None
     checked = normalize_axes(violation.axis, cause.output.ndim) if cause.output is not None else None
+    if axes is not None and checked is not None and axes != checked and _over_batch_axis(cause):
+        table.add(cause, "at fault: batch axis")
+        return _batch_axis(cause)
     if axes is not None and checked is not None and axes != checked:
         table.add(cause, "at fault: other axis")
         return Finding(
@@ -151,6 +174,24 @@ def _softmax_output(cause: LayerRecord, violation: Violation, table: LayerTable)
         f"axis {violation.axis} (max |sum - 1| = {cause.sum_error(violation.axis):.4g})",
         "the softmax's rows are not normalized",
         "compute the softmax in float32, or raise the tolerance if its dtype cannot do better")
+
+
+def _over_batch_axis(record: LayerRecord) -> bool:
+    """A softmax over axis 0 of a batch-first tensor: over the examples of the batch."""
+    site = record.site
+    if record.output is None or record.output.ndim < 2 or not site.batch_first:
+        return False
+    axes = normalize_axes(site.softmax_axes or (-1,), record.output.ndim)
+    return axes is not None and 0 in axes
+
+
+def _batch_axis(record: LayerRecord) -> Finding:
+    implicit = " (the implicit dim of a 0-, 1- or 3-D input is 0)" if "implicit" in record.site.call else ""
+    return Finding(
+        f"{layer_name(record)} normalizes over axis 0, the batch axis{implicit}: each probability then depends on "
+        "the other examples of the batch, and no example's row sums to 1: normalize over the class axis "
+        "(dim=-1)",
+        "softmax over the batch axis (dim 0)", "softmax over the class axis: dim=-1")
 
 
 def _masked_zero_row(cause: LayerRecord, axes: tuple[int, ...], table: LayerTable) -> Finding | None:
@@ -251,6 +292,10 @@ def _look_through(record: LayerRecord, by_path: dict[str, LayerRecord]) -> tuple
         passed.append(record)
         record = by_path[record.site.producers[0]]
     return record, passed
+
+
+def _same_shape(first: LayerRecord, second: LayerRecord) -> bool:
+    return first.output is not None and second.output is not None and first.output.shape == second.output.shape
 
 
 def _nearest_softmax(start: LayerRecord, by_path: dict[str, LayerRecord]) -> LayerRecord | None:

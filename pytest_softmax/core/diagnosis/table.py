@@ -29,7 +29,7 @@ class LayerTable:
             return
         axes = record.site.softmax_axes if record.site.is_softmax_site else self.axis
         self.entries[record.site.path] = LayerResult(
-            path=record.site.path, layer_class=record.site.layer_class, activation=_activation_text(record),
+            path=record.site.path, layer_class=record.site.described(), activation=_activation_text(record),
             worst_error=record.sum_error(axes if axes is not None else self.axis), nonfinite=record.nonfinite,
             verdict=verdict,
         )
@@ -46,7 +46,10 @@ def _activation_text(record: LayerRecord) -> str:
 
 
 def layer_name(record: LayerRecord) -> str:
-    return f"{record.site.layer_class} {record.site.path!r}"
+    site = record.site
+    if site.call:  # a recorded call: the module path, then the call and where it is
+        return f"{site.layer_class} {site.path!r} ({site.call}{f' at {site.location}' if site.location else ''})"
+    return f"{site.layer_class} {site.path!r}"
 
 
 def axes_text(record: LayerRecord) -> str:
