@@ -188,7 +188,7 @@ def test_each_bad_factory_is_a_setup_error_naming_it_and_the_fix(pytester: pytes
         ("pytest-softmax: models.py:forgets_return() returned None, not a model: end the factory with "
         "`return model` (is the return statement missing?)"),
         ("pytest-softmax: models.py:gives_a_layer() returned a Dense, not a model: return a keras.Model "
-        "(or the path of a model file)"),
+        "or a torch.nn.Module (or the path of a model file)"),
     ])
     assert "Traceback" not in result.stdout.str()
 

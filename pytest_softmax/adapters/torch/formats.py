@@ -7,7 +7,7 @@ import sys
 MODEL_SUFFIXES = (".pt2",)  # torch.export.save
 # A class defined in one of these modules (anywhere in an object's MRO) makes it a PyTorch object.
 OBJECT_MODULES = ("torch.",)
-MODEL_KIND = "a torch.nn.Module (or an ExportedProgram)"
+MODEL_KIND = "a torch.nn.Module"
 
 
 def is_model_object(value: object) -> bool:
