@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, target
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -43,6 +43,7 @@ from ..adapters.base.arrays import is_float
 from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches
+from .inputs.edges import edge_batches, narrowed
 from .inputs.recipes import MAX_VARIABLE_DIM
 from .inputs.sizing import require_batch_fits
 from .inputs.strategies import generated_batches
@@ -136,7 +137,10 @@ class _Search:
     settings: CheckSettings
     outputs: list[OutputSpec]
     trackers: dict[str, _OutputTracker] = field(default_factory=dict)
+    # Generated examples (what max_examples bounds); the edge phase's
+    # batches, and those narrowing a failing one, are counted apart.
     examples: int = 0
+    edge_batches: int = 0
     # Checks softmax sites inside the model in the same pass; None (plain
     # forward) unless the model has such sites.
     sites: SiteChecker | None = None
@@ -144,9 +148,12 @@ class _Search:
     def validate(self, spec: OutputSpec, output: np.ndarray) -> tuple[str, int]:
         return validate_output(spec, output, self.settings.axis)
 
-    def evaluate(self, batch: GeneratedBatch) -> tuple[list[Violation], float]:
+    def evaluate(self, batch: GeneratedBatch, *, edge: bool = False) -> tuple[list[Violation], float]:
         """Run one batch; return its violations and its severity."""
-        self.examples += 1
+        if edge:
+            self.edge_batches += 1
+        else:
+            self.examples += 1
         try:
             if self.sites is not None:
                 results, site_found, severity = self.sites.forward(batch.arrays)
@@ -316,7 +323,10 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
                                                         arrange_inputs(v, specs)))
     else:
         batches = generated_batches(specs, search.settings.batch_size)
-    test = _search_test(search, specs, batches, check_inputs=strategy is not None)
+    # The edge phase: Hypothesis' explicit examples, run before the database
+    # and the generated ones; they do not count against max_examples.
+    edges = edge_batches(specs, search.settings.batch_size) if strategy is None else []
+    test = _search_test(search, specs, batches, check_inputs=strategy is not None, edges=edges)
     configured = _search_settings(search.settings, namespace)
     used_seed = _search_seed(seed, configured)
     if seed is not None:
@@ -342,7 +352,9 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
             f"model {search.adapter.name!r} failed on an input and then passed on the same input: "
             "its output changes between two calls (random ops active in inference mode?)"
         ) from exc
-    if search.examples == 0:  # whatever the cause: a check that ran nothing proves nothing
+    # Whatever the cause: a check that generated nothing proves nothing (the
+    # edge phase alone is a fixed catalogue, not a search).
+    if search.examples == 0:
         raise no_examples_error(configured, current_profile_name())
     return _Outcome(None, used_seed)
 
@@ -360,8 +372,9 @@ def _search_seed(forced: int | None, configured: hypothesis_settings) -> int | N
 
 
 def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStrategy[GeneratedBatch],
-                 *, check_inputs: bool) -> Callable[[], None]:
-    @given(batches)
+                 *, check_inputs: bool, edges: Sequence[GeneratedBatch] = ()) -> Callable[[], None]:
+    edge_ids = {id(batch) for batch in edges}
+
     def search_for_violation(batch: GeneratedBatch) -> None:
         if check_inputs:
             try:
@@ -369,13 +382,33 @@ def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStra
                 require_finite_inputs(specs, batch.arrays)
             except SoftmaxSetupError as exc:
                 raise StopCheck(exc) from None
-        violations, severity = search.evaluate(batch)
+        edge = id(batch) in edge_ids
+        violations, severity = search.evaluate(batch, edge=edge)
         if severity >= TARGET_FLOOR:
             target(_coarse(severity), label="log2 of worst |sum - 1| / tolerance")
         if violations:
+            if edge:
+                batch, violations = _one_failing_row(search, batch, violations)
             raise _FoundViolation(batch, violations)
 
-    return search_for_violation
+    test: Callable[..., None] = given(batches)(search_for_violation)
+    for batch in reversed(edges):  # @example runs in the order the decorators are written
+        test = example(batch)(test)
+    return test
+
+
+def _one_failing_row(search: _Search, batch: GeneratedBatch,
+                     violations: list[Violation]) -> tuple[GeneratedBatch, list[Violation]]:
+    """A failing edge batch narrowed to one failing row repeated, with its
+    violations; the whole batch when no row fails on its own."""
+    seen: dict[int, list[Violation]] = {}
+
+    def fails(candidate: GeneratedBatch) -> bool:
+        seen[id(candidate)] = search.evaluate(candidate, edge=True)[0]
+        return bool(seen[id(candidate)])
+
+    single = narrowed(batch, fails)
+    return (single, seen[id(single)]) if single is not None else (batch, violations)
 
 
 def _search_settings(settings: CheckSettings, namespace: str) -> hypothesis_settings:
@@ -427,6 +460,7 @@ def _build_report(search: _Search, outcome: _Outcome, replay: Replay, duration: 
         model_name=search.adapter.name,
         passed=failure is None,
         examples=search.examples,
+        edge_batches=search.edge_batches,
         rows=sum(r.rows for r in results) // max(len(results), 1),
         worst_error=max((r.worst_error for r in results), default=0.0),
         tolerance=focus.tolerance if focus else float("nan"),
