@@ -134,6 +134,11 @@ class EdgeRows:
         rows = np.concatenate([case.expand(one_row, dtype, low, high, limit) for case in self.cases])
         return rows[np.arange(shape[0]) % len(self.cases)] if shape else rows[0]
 
+    def __repr__(self) -> str:
+        # Runnable as written after "pytest_softmax." (a failure's rebuild line).
+        cases = "".join(f"pytest_softmax.{case!r}, " for case in self.cases)
+        return f"EdgeRows(cases=({cases.rstrip(' ')}))"
+
     def describe(self) -> str:
         if len(self.cases) == 1:
             return f"edge row, every row: {self.cases[0].describe()}"
