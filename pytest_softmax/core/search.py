@@ -388,7 +388,7 @@ def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStra
             target(_coarse(severity), label="log2 of worst |sum - 1| / tolerance")
         if violations:
             if edge:
-                batch, violations = _one_failing_row(search, batch, violations)
+                batch, violations = _worst_failing_row(search, batch, violations, severity)
             raise _FoundViolation(batch, violations)
 
     test: Callable[..., None] = given(batches)(search_for_violation)
@@ -397,17 +397,18 @@ def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStra
     return test
 
 
-def _one_failing_row(search: _Search, batch: GeneratedBatch,
-                     violations: list[Violation]) -> tuple[GeneratedBatch, list[Violation]]:
-    """A failing edge batch narrowed to one failing row repeated, with its
-    violations; the whole batch when no row fails on its own."""
+def _worst_failing_row(search: _Search, batch: GeneratedBatch, violations: list[Violation],
+                       severity: float) -> tuple[GeneratedBatch, list[Violation]]:
+    """A failing edge batch narrowed to its worst row repeated, with its
+    violations; the whole batch when that row does not fail on its own."""
     seen: dict[int, list[Violation]] = {}
 
-    def fails(candidate: GeneratedBatch) -> bool:
-        seen[id(candidate)] = search.evaluate(candidate, edge=True)[0]
-        return bool(seen[id(candidate)])
+    def evaluate(candidate: GeneratedBatch) -> tuple[bool, float]:
+        found, candidate_severity = search.evaluate(candidate, edge=True)
+        seen[id(candidate)] = found
+        return bool(found), candidate_severity
 
-    single = narrowed(batch, fails)
+    single = narrowed(batch, severity, evaluate)
     return (single, seen[id(single)]) if single is not None else (batch, violations)
 
 

@@ -11,8 +11,8 @@ length a variable dimension takes.  Rows are independent, so one batch
 carries many of them: the whole catalogue costs a few forward passes.
 
 Each batch is an :class:`EdgeRows` recipe per input and the search runs it
-as one of Hypothesis' explicit examples; a failing batch is narrowed to one
-failing row (:func:`narrowed`), which a one-line ``EdgeRows`` rebuilds.
+as one of Hypothesis' explicit examples; a failing batch is narrowed to its worst
+row (:func:`narrowed`), which a one-line ``EdgeRows`` rebuilds.
 """
 
 from __future__ import annotations
@@ -130,11 +130,17 @@ def _built(specs: Sequence[InputSpec], recipes: tuple[EdgeRows, ...], batch_size
     return GeneratedBatch(tuple(specs), recipes, arrays)
 
 
-def narrowed(batch: GeneratedBatch, fails: Callable[[GeneratedBatch], bool]) -> GeneratedBatch | None:
-    """One failing row of a failing edge batch, as a batch of that row
-    repeated, or None when no single row fails on its own.  Rows are
-    independent, so halving the rows finds one in about 2 log2(rows)
-    forward passes (spent only on a failure)."""
+def narrowed(batch: GeneratedBatch, severity: float,
+             evaluate: Callable[[GeneratedBatch], tuple[bool, float]]) -> GeneratedBatch | None:
+    """The worst row of a failing edge batch, as a batch of that row
+    repeated, or None when that row does not fail on its own.
+
+    ``severity`` is the batch's (its worst row's); ``evaluate`` tells whether
+    a batch fails and its severity.  Rows are independent and a batch's
+    severity is its worst row's, so the half holding the worst row is the
+    one whose severity is the whole batch's: halving finds it in about
+    log2(rows) forward passes, spent only on a failure.  The report then
+    describes the row it shows (its worst error is that row's)."""
     edge_rows = [r for r in batch.recipes if isinstance(r, EdgeRows)]
     if len(edge_rows) != len(batch.recipes):
         return None
@@ -143,9 +149,10 @@ def narrowed(batch: GeneratedBatch, fails: Callable[[GeneratedBatch], bool]) -> 
     candidates = list(range(min(batch_size, math.lcm(*(len(r.cases) for r in edge_rows)))))
     while len(candidates) > 1:
         half = candidates[:len(candidates) // 2]
-        candidates = half if fails(_rows_of(batch, edge_rows, half)) else candidates[len(half):]
+        _, half_severity = evaluate(_rows_of(batch, edge_rows, half))
+        candidates = half if half_severity >= severity else candidates[len(half):]
     single = _rows_of(batch, edge_rows, candidates)
-    return single if fails(single) else None
+    return single if evaluate(single)[0] else None
 
 
 def _rows_of(batch: GeneratedBatch, edge_rows: list[EdgeRows], rows: list[int]) -> GeneratedBatch:
