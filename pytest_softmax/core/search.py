@@ -144,9 +144,24 @@ class _Search:
     # Checks softmax sites inside the model in the same pass; None (plain
     # forward) unless the model has such sites.
     sites: SiteChecker | None = None
+    # What validate_output and the tolerance said, per output dtype and
+    # shape: the same for every example of a fixed shape, so worked out once
+    # (each costs a dtype-name normalization per example otherwise).
+    _validated: dict[tuple[int, str, tuple[int, ...]], tuple[str, int]] = field(default_factory=dict)
+    _tolerances: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def validate(self, spec: OutputSpec, output: np.ndarray) -> tuple[str, int]:
-        return validate_output(spec, output, self.settings.axis)
+        key = (spec.index, output.dtype.str, output.shape)
+        known = self._validated.get(key)
+        if known is None:
+            known = self._validated[key] = validate_output(spec, output, self.settings.axis)
+        return known
+
+    def tolerance_for(self, dtype: str, n_classes: int) -> float:
+        known = self._tolerances.get((dtype, n_classes))
+        if known is None:
+            known = self._tolerances[(dtype, n_classes)] = self.settings.tolerance_for(dtype, n_classes)
+        return known
 
     def evaluate(self, batch: GeneratedBatch, *, edge: bool = False) -> tuple[list[Violation], float]:
         """Run one batch; return its violations and its severity."""
@@ -176,7 +191,7 @@ class _Search:
         axis, shape = self.settings.axis, output.shape
         if self.settings.allow_masked_rows:  # one row per distribution, class axis last
             output, axis = without_masked_rows(output, axis), -1
-        check = check_batch(output, axis, self.settings.tolerance_for(dtype, n_classes))
+        check = check_batch(output, axis, self.tolerance_for(dtype, n_classes))
         self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(check, dtype, self.settings)
         if n_classes == 1 and fixed_single_element(spec.shape, (self.settings.axis,), shape):
             return [single_element_violation(

@@ -38,7 +38,9 @@ def as_float64(values: Any) -> np.ndarray:
 
 def row_sum_errors(values: np.ndarray, axis: int | Sequence[int] = -1) -> np.ndarray:
     """``|sum - 1|`` of every row along ``axis``, in float64."""
-    summed = as_float64(values).sum(axis=axis if isinstance(axis, int) else tuple(axis))
+    # No copy when the values are float64 already (the invariant widens them once).
+    widened = np.asarray(values).astype(np.float64, copy=False)
+    summed = widened.sum(axis=axis if isinstance(axis, int) else tuple(axis))
     errors: np.ndarray = np.abs(summed - 1.0)
     return errors
 
