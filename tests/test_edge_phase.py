@@ -70,6 +70,29 @@ def test_variable_lengths_take_their_largest_and_smallest_size() -> None:
     assert [b.arrays[0].shape for b in edge_batches([spec], 8)] == [(8, 7), (8, 1)]
 
 
+@pytest.mark.parametrize(("max_length", "lengths"), [(2, [2, 1]), (1, [1])])
+def test_a_length_limit_of_one_or_two_gives_each_length_once(max_length: int, lengths: list[int]) -> None:
+    spec = InputSpec("tokens", (None,), "int32", low=0, high=9, domain=InputDomain(IDS, "v", max_length=max_length))
+    assert [b.arrays[0].shape[1] for b in edge_batches([spec], 32)] == lengths
+
+
+def test_ids_rows_start_at_the_lowest_id_of_a_range_not_starting_at_0() -> None:
+    spec = InputSpec("ids", (2,), "int32", low=5, high=20, domain=InputDomain(IDS, "vocabulary of emb"))
+    assert rows_of(spec) == {(5.0, 5.0), (19.0, 19.0), (12.0, 12.0), (5.0, 19.0)}
+    assert [c.describe() for c in cases_for(spec)][-1] == "ids edges"
+
+
+def test_no_edge_row_repeats_when_the_value_limit_is_one_of_the_large_magnitudes() -> None:
+    cases = cases_for(InputSpec("x", (3,), "float32", value_limit=1e4))
+    assert len(set(cases)) == len(cases)
+
+
+def test_open_integer_rows_are_described_as_ids() -> None:
+    described = [c.describe() for c in cases_for(InputSpec("candidate_valid", (3,), "int32"))]
+    assert described[-2:] == ["one-hot: 1 over ids at the lowest, at position 0 of each row",
+                              "one-hot: 1 over ids at the lowest, at position -1 of each row"]
+
+
 @pytest.mark.parametrize(("specs", "batch_size"), [
     ([InputSpec("x", (10, 48), "float32")], 32),  # the small LSTM of bench_check.py
     ([InputSpec("image", (224, 224, 3), "float32")], 32),  # MobileNetV3Small
