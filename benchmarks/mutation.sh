@@ -4,7 +4,7 @@
 #   benchmarks/mutation.sh [--fresh] [MODULE ...]
 #
 # MODULE is any of: invariants tolerance settings search database diagnosis
-# json_report (default: all of them); MODULE@N runs a fixed random sample of
+# json_report edges (default: all of them); MODULE@N runs a fixed random sample of
 # N of that module's mutants (seed 13), for a module too large to run in full
 # (diagnosis holds about 1750 mutants, some 100 minutes here).  --fresh deletes mutmut's cache
 # (mutants/) first: do that after merging other branches, so that no result
@@ -39,10 +39,11 @@ declare -A PATTERNS=(
     [database]="pytest_softmax.core.database.*"
     [diagnosis]="pytest_softmax.core.diagnosis.*"
     [json_report]="pytest_softmax.plugin.json_report.*"
+    [edges]="pytest_softmax.core.inputs.edges.*"
 )
 modules=("$@")
 if [[ ${#modules[@]} -eq 0 ]]; then
-    modules=(invariants tolerance settings search database diagnosis json_report)
+    modules=(invariants tolerance settings search database diagnosis json_report edges)
 fi
 PYTHON="$(dirname "$MUTMUT")/python"
 selected=()

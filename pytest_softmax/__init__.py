@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .core.api import check_softmax
-    from .core.inputs.recipes import ArrayRecipe
+    from .core.inputs.recipes import ArrayRecipe, EdgeRows
     from .core.report import SoftmaxReport
     from .errors import SoftmaxInvariantError, SoftmaxSetupError
     from .tolerance import default_tolerance
 
 __all__ = [
     "ArrayRecipe",
+    "EdgeRows",
     "SoftmaxInvariantError",
     "SoftmaxReport",
     "SoftmaxSetupError",
@@ -29,6 +30,7 @@ __all__ = [
 _HOMES = {
     "check_softmax": "core.api",
     "ArrayRecipe": "core.inputs.recipes",
+    "EdgeRows": "core.inputs.recipes",
     "SoftmaxReport": "core.report",
     "SoftmaxInvariantError": "errors",
     "SoftmaxSetupError": "errors",

@@ -15,7 +15,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 
 from pytest_softmax import SoftmaxInvariantError, check_softmax
 from pytest_softmax.adapters.base import InputSpec
@@ -162,8 +162,15 @@ def _fails_on_large_inputs() -> keras.Model:
 
 
 def test_failure_on_large_input_shrinks_to_one_line() -> None:
-    with pytest.raises(SoftmaxInvariantError) as caught:
-        check_softmax(_fails_on_large_inputs(), max_examples=100, batch_size=32)
+    """The random search's shrinking, so with the edge phase (which finds
+    this failure first, see the next test) left out, as a profile can."""
+    settings.register_profile("softmax-search-only", phases=[p for p in Phase if p is not Phase.explicit])
+    settings.load_profile("softmax-search-only")
+    try:
+        with pytest.raises(SoftmaxInvariantError) as caught:
+            check_softmax(_fails_on_large_inputs(), max_examples=100, batch_size=32)
+    finally:
+        settings.load_profile("default")
 
     (summary,) = caught.value.report.failing_input
     assert summary.shape == (32, 96, 96, 3)
@@ -174,3 +181,13 @@ def test_failure_on_large_input_shrinks_to_one_line() -> None:
     assert description.startswith("constant "), description
     assert "seed" not in description and description.count("]=") <= 1, description
     assert len(description) < 50
+
+
+def test_the_edge_phase_reports_a_failure_on_large_input_as_one_constant_row() -> None:
+    with pytest.raises(SoftmaxInvariantError) as caught:
+        check_softmax(_fails_on_large_inputs(), max_examples=100, batch_size=32)
+
+    (summary,) = caught.value.report.failing_input
+    assert summary.shape == (32, 96, 96, 3)
+    assert summary.description == "edge row, every row: constant 1e+06"
+    assert caught.value.report.examples == 0 and caught.value.report.edge_batches >= 1

@@ -235,3 +235,34 @@ def test_an_output_whose_values_are_all_negative_reports_its_true_maximum() -> N
         check_softmax(model, inputs=st.just(np.array([[-0.5, -0.25, -0.75]], "float32")), max_examples=2)
     (result,) = failed.value.report.outputs
     assert (result.min_value, result.max_value) == (-0.75, -0.25)
+
+
+# hypothesis.target ----------------------------------------------------------------
+
+
+def test_hypothesis_target_gets_each_examples_severity_in_whole_doublings(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The search climbs towards larger violations: every example whose
+    worst |sum - 1| reaches a quarter of the tolerance is reported to
+    hypothesis.target as floor(log2(error / tolerance)), under one label."""
+    import keras
+
+    from pytest_softmax.core import search as search_module
+
+    def scaled(factor: float) -> keras.Model:
+        return keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="softmax"),
+                                 keras.layers.Rescaling(factor)])
+
+    calls: list[tuple[float, str]] = []
+    monkeypatch.setattr(search_module, "target", lambda score, label: calls.append((score, label)))
+    tolerance = check_softmax(scaled(1.0), max_examples=3, seed=1).tolerance
+    assert calls == []  # a correct softmax: rounding noise, below the floor, is not a target
+    for fraction, doublings in ((0.3, -2.0), (0.6, -1.0)):
+        calls.clear()
+        report = check_softmax(scaled(1.0 + fraction * tolerance), max_examples=4, seed=1)
+        assert report.passed and report.worst_error / report.tolerance == pytest.approx(fraction, rel=0.15)
+        assert calls == [(doublings, "log2 of worst |sum - 1| / tolerance")] * (report.examples + report.edge_batches)
+    calls.clear()
+    with pytest.raises(SoftmaxInvariantError):
+        check_softmax(scaled(1.5), max_examples=4, seed=1)
+    # |sum - 1| = 0.5 against a tolerance of a few 1e-6: 2**17 times over.
+    assert calls and calls[0][0] == float(np.floor(np.log2(0.5 / tolerance)))

@@ -50,7 +50,7 @@ def test_a_called_subclassed_model_is_checked_from_its_build_shape(pytester: pyt
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "  LSTM 'net/inner_lstm' applies softmax inside its recurrent cell*",
-        "  failing input (shrunk by Hypothesis):",
+        "  failing input (edge phase, before the search*",
         "    input: float32 [[]32, 4, 5[]], *",
     ])
 

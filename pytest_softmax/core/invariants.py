@@ -55,7 +55,8 @@ class BatchCheck:
 
 def rows_along(output: np.ndarray, axis: int) -> np.ndarray:
     """The output in float64 with the softmax axis last: one row per distribution."""
-    return np.moveaxis(as_float64(output), axis, -1)
+    values = as_float64(output)
+    return values if axis in (-1, values.ndim - 1) else np.moveaxis(values, axis, -1)
 
 
 def check_batch(output: np.ndarray, axis: int, tolerance: float) -> BatchCheck:

@@ -55,8 +55,15 @@ def report_headline(report: SoftmaxReport) -> str:
     return (
         f"softmax invariant holds for {report.model_name}: outputs {checked}; "
         f"max |sum - 1| = {report.worst_error:.3g} <= tolerance {report.tolerance:.3g} "
-        f"[{report.dtype}] over {report.rows} rows in {report.examples} examples"
+        f"[{report.dtype}] over {report.rows} rows in {_examples(report)}"
     )
+
+
+def _examples(report: SoftmaxReport) -> str:
+    """``10 examples``, and the edge phase's batches when it ran."""
+    batches = f"{report.edge_batches} batch{'es' if report.edge_batches > 1 else ''}"
+    edge = f" and {batches} of edge rows" if report.edge_batches else ""
+    return f"{report.examples} examples{edge}"
 
 
 def replay_text(replay: Replay, seed: int | None) -> str:
@@ -113,7 +120,7 @@ def _worst_rows(report: SoftmaxReport) -> list[str]:
         return []
     first = report.violations[0]
     lines = [f"  rows violating: {first.rows_violating} of {first.rows} in the failing batch; "
-             f"{report.rows} rows checked in {report.examples} examples"]
+             f"{report.rows} rows checked in {_examples(report)}"]
     if first.worst_row:
         values = ", ".join(f"{v:.4g}" for v in first.worst_row_values)
         more = ", ..." if len(first.worst_row_values) < first.n_classes else ""
@@ -126,7 +133,12 @@ def _failing_input(report: SoftmaxReport) -> list[str]:
     if not report.failing_input:
         return []
     given = all(item.given for item in report.failing_input)
-    lines = ["  failing input (from inputs=):" if given else "  failing input (shrunk by Hypothesis):"]
+    if given:
+        lines = ["  failing input (from inputs=):"]
+    elif all(item.edge for item in report.failing_input):
+        lines = ["  failing input (edge phase, before the search; narrowed to one row when one fails alone):"]
+    else:
+        lines = ["  failing input (shrunk by Hypothesis):"]
     for item in report.failing_input:
         domain = f"; domain: {item.domain}" if item.domain else ""
         lines.append(f"    {item.name}: {item.dtype} {list(item.shape)}, {item.description}; "

@@ -98,6 +98,8 @@ class InputSummary:
     # The values the adapter inferred for this input from the model's graph
     # (ids within a vocabulary, a mask); "" when nothing was known.
     domain: str = ""
+    # Built by the edge phase (core/inputs/edges.py), not drawn by Hypothesis.
+    edge: bool = False
 
     @property
     def given(self) -> bool:
@@ -163,6 +165,9 @@ class SoftmaxReport:
     replay: str = ""
     seed: int | None = None
     duration: float = 0.0
+    # Batches of structured edge rows run before the generated examples
+    # (and to narrow a failing one down to one row); not in ``examples``.
+    edge_batches: int = 0
     diagnosis: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     layers: list[LayerResult] = field(default_factory=list)

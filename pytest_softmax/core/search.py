@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, target
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -45,6 +45,7 @@ from ..adapters.base.arrays import as_float64, is_float
 from .database import NamespacedDatabase
 from .diagnosis.diagnose import diagnose
 from .inputs.batches import GeneratedBatch, arrange_inputs, user_batches
+from .inputs.edges import edge_batches, narrowed
 from .inputs.recipes import MAX_VARIABLE_DIM
 from .inputs.sizing import require_batch_fits
 from .inputs.strategies import generated_batches
@@ -145,17 +146,38 @@ class _Search:
     settings: CheckSettings
     outputs: list[OutputSpec]
     trackers: dict[str, _OutputTracker] = field(default_factory=dict)
+    # Generated examples (what max_examples bounds); the edge phase's
+    # batches, and those narrowing a failing one, are counted apart.
     examples: int = 0
+    edge_batches: int = 0
     # Checks softmax sites inside the model in the same pass; None (plain
     # forward) unless the model has such sites.
     sites: SiteChecker | None = None
+    # What validate_output and the tolerance said, per output dtype and
+    # shape: the same for every example of a fixed shape, so worked out once
+    # (each costs a dtype-name normalization per example otherwise).
+    _validated: dict[tuple[int, str, tuple[int, ...]], tuple[str, int]] = field(default_factory=dict)
+    _tolerances: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def validate(self, spec: OutputSpec, output: np.ndarray) -> tuple[str, int]:
-        return validate_output(spec, output, self.settings.axis)
+        key = (spec.index, output.dtype.str, output.shape)
+        known = self._validated.get(key)
+        if known is None:
+            known = self._validated[key] = validate_output(spec, output, self.settings.axis)
+        return known
 
-    def evaluate(self, batch: GeneratedBatch) -> tuple[list[Violation], float]:
+    def tolerance_for(self, dtype: str, n_classes: int) -> float:
+        known = self._tolerances.get((dtype, n_classes))
+        if known is None:
+            known = self._tolerances[(dtype, n_classes)] = self.settings.tolerance_for(dtype, n_classes)
+        return known
+
+    def evaluate(self, batch: GeneratedBatch, *, edge: bool = False) -> tuple[list[Violation], float]:
         """Run one batch; return its violations and its severity."""
-        self.examples += 1
+        if edge:
+            self.edge_batches += 1
+        else:
+            self.examples += 1
         try:
             if self.sites is not None:
                 results, site_found, severity = self.sites.forward(batch.arrays)
@@ -180,7 +202,7 @@ class _Search:
             output = np.exp(as_float64(output))
         if self.settings.allow_masked_rows:  # one row per distribution, class axis last
             output, axis = without_masked_rows(output, axis), -1
-        check = check_batch(output, axis, self.settings.tolerance_for(dtype, n_classes))
+        check = check_batch(output, axis, self.tolerance_for(dtype, n_classes))
         self.trackers.setdefault(spec.name, _OutputTracker(spec)).add(check, dtype, self.settings)
         if n_classes == 1 and fixed_single_element(spec.shape, (self.settings.axis,), shape):
             return [single_element_violation(
@@ -339,7 +361,10 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
                                                         arrange_inputs(v, specs)))
     else:
         batches = generated_batches(specs, search.settings.batch_size)
-    test = _search_test(search, specs, batches, check_inputs=strategy is not None)
+    # The edge phase: Hypothesis' explicit examples, run before the database
+    # and the generated ones; they do not count against max_examples.
+    edges = edge_batches(specs, search.settings.batch_size) if strategy is None else []
+    test = _search_test(search, specs, batches, check_inputs=strategy is not None, edges=edges)
     configured = _search_settings(search.settings, namespace)
     used_seed = _search_seed(seed, configured)
     if seed is not None:
@@ -365,7 +390,9 @@ def _search(search: _Search, specs: list[InputSpec], strategy: Any, seed: int | 
             f"model {search.adapter.name!r} failed on an input and then passed on the same input: "
             "its output changes between two calls (random ops active in inference mode?)"
         ) from exc
-    if search.examples == 0:  # whatever the cause: a check that ran nothing proves nothing
+    # Whatever the cause: a check that generated nothing proves nothing (the
+    # edge phase alone is a fixed catalogue, not a search).
+    if search.examples == 0:
         raise no_examples_error(configured, current_profile_name())
     return _Outcome(None, used_seed)
 
@@ -383,8 +410,9 @@ def _search_seed(forced: int | None, configured: hypothesis_settings) -> int | N
 
 
 def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStrategy[GeneratedBatch],
-                 *, check_inputs: bool) -> Callable[[], None]:
-    @given(batches)
+                 *, check_inputs: bool, edges: Sequence[GeneratedBatch] = ()) -> Callable[[], None]:
+    edge_ids = {id(batch) for batch in edges}
+
     def search_for_violation(batch: GeneratedBatch) -> None:
         if check_inputs:
             try:
@@ -392,13 +420,34 @@ def _search_test(search: _Search, specs: list[InputSpec], batches: st.SearchStra
                 require_finite_inputs(specs, batch.arrays)
             except SoftmaxSetupError as exc:
                 raise StopCheck(exc) from None
-        violations, severity = search.evaluate(batch)
+        edge = id(batch) in edge_ids
+        violations, severity = search.evaluate(batch, edge=edge)
         if severity >= TARGET_FLOOR:
             target(_coarse(severity), label="log2 of worst |sum - 1| / tolerance")
         if violations:
+            if edge:
+                batch, violations = _worst_failing_row(search, batch, violations, severity)
             raise _FoundViolation(batch, violations)
 
-    return search_for_violation
+    test: Callable[..., None] = given(batches)(search_for_violation)
+    for batch in reversed(edges):  # @example runs in the order the decorators are written
+        test = example(batch)(test)
+    return test
+
+
+def _worst_failing_row(search: _Search, batch: GeneratedBatch, violations: list[Violation],
+                       severity: float) -> tuple[GeneratedBatch, list[Violation]]:
+    """A failing edge batch narrowed to its worst row repeated, with its
+    violations; the whole batch when that row does not fail on its own."""
+    seen: dict[int, list[Violation]] = {}
+
+    def evaluate(candidate: GeneratedBatch) -> tuple[bool, float]:
+        found, candidate_severity = search.evaluate(candidate, edge=True)
+        seen[id(candidate)] = found
+        return bool(found), candidate_severity
+
+    single = narrowed(batch, severity, evaluate)
+    return (single, seen[id(single)]) if single is not None else (batch, violations)
 
 
 def _search_settings(settings: CheckSettings, namespace: str) -> hypothesis_settings:
@@ -450,6 +499,7 @@ def _build_report(search: _Search, outcome: _Outcome, replay: Replay, duration: 
         model_name=search.adapter.name,
         passed=failure is None,
         examples=search.examples,
+        edge_batches=search.edge_batches,
         rows=sum(r.rows for r in results) // max(len(results), 1),
         worst_error=max((r.worst_error for r in results), default=0.0),
         tolerance=focus.tolerance if focus else float("nan"),

@@ -51,7 +51,7 @@ def check_line(entry: dict[str, Any]) -> str:
         error = f"max |sum - 1| = {_number(entry.get('worst_error'))} {relation} {_number(entry.get('tolerance'))}"
     line = (
         f"{head}: output {outputs} [{entry.get('dtype') or '?'}] {error}; "
-        f"{entry.get('examples', 0)} examples, {entry.get('rows', 0)} rows"
+        f"{entry.get('examples', 0)} examples{_edge_batches(entry)}, {entry.get('rows', 0)} rows"
     )
     if entry["verdict"] == FAILED:
         kinds = sorted({v["kind"] for v in entry.get("violations", [])})
@@ -149,3 +149,9 @@ def _profile_derandomizes() -> bool:
         return bool(settings is not None and settings().derandomize)
     except Exception:  # a profile that cannot be read is Hypothesis' error to report
         return False
+
+
+def _edge_batches(entry: dict[str, Any]) -> str:
+    """``, 2 edge batches``: the edge phase's batches, counted apart from the examples."""
+    count = entry.get("edge_batches") or 0
+    return f", {count} edge batch{'es' if count > 1 else ''}" if count else ""

@@ -40,8 +40,10 @@ def row_sum_errors(values: np.ndarray, axis: int | Sequence[int] = -1) -> np.nda
     """``|sum - 1|`` of every row along ``axis``, in float64.  A row holding
     +Inf and -Inf sums to NaN: that is the verdict, not a numpy warning for
     the user's warnings summary."""
+    # No copy when the values are float64 already (the invariant widens them once).
+    widened = np.asarray(values).astype(np.float64, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
-        summed = as_float64(values).sum(axis=axis if isinstance(axis, int) else tuple(axis))
+        summed = widened.sum(axis=axis if isinstance(axis, int) else tuple(axis))
     errors: np.ndarray = np.abs(summed - 1.0)
     return errors
 

@@ -14,7 +14,7 @@ from ...adapters.base.arrays import as_float64, is_numeric
 from ..kinds import GIVEN_INPUT
 from ..report import InputSummary
 from ..vacuous import require_given_rows
-from .recipes import ArrayRecipe
+from .recipes import ArrayRecipe, EdgeRows
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class GeneratedBatch:
     """One Hypothesis example: a recipe per input and the arrays they give."""
 
     specs: tuple[InputSpec, ...]
-    recipes: tuple[ArrayRecipe | None, ...]
+    recipes: tuple[ArrayRecipe | EdgeRows | None, ...]
     arrays: tuple[np.ndarray, ...]
 
     def __repr__(self) -> str:
@@ -50,7 +50,7 @@ class GeneratedBatch:
                 description=description, rebuild=rebuild,
                 min_value=float(finite.min()) if finite.size else 0.0,
                 max_value=float(finite.max()) if finite.size else 0.0,
-                domain=spec.describe_domain(),
+                domain=spec.describe_domain(), edge=isinstance(recipe, EdgeRows),
             ))
         return out
 

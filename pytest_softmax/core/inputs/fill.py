@@ -81,22 +81,32 @@ def float_values(
     normal for ``normal``), then the spikes written over it.  Returned in
     :func:`work_dtype`."""
     work = work_dtype(dtype)
-    if pattern == "constant":
-        flat, largest_base = np.full(size, (1.0 + offset) * scale, dtype=work), 1.0
+    if pattern == "one-hot":  # one value per row, ``scale`` at position int(offset) of the row (-1: the last)
+        flat = np.zeros(size, dtype=work)
+        _one_per_row(flat, rows, int(offset), max(-limit, min(limit, scale)))
+    elif pattern == "constant":
+        flat = np.full(size, max(-limit, min(limit, (1.0 + offset) * scale)), dtype=work)
     else:
         flat, largest_base = _base_pattern(pattern, size, work, seed, rows)
         if offset:
             flat += offset
         if scale != 1.0:
             flat *= scale
-    # A pass over millions of values is skipped when no value can exceed
-    # the limit, which is the common case (every magnitude but the largest).
-    if (largest_base + abs(offset)) * abs(scale) > limit:
-        np.clip(flat, -limit, limit, out=flat)
+        # A pass over millions of values is skipped when no value can exceed
+        # the limit, which is the common case (every magnitude but the largest).
+        if (largest_base + abs(offset)) * abs(scale) > limit:
+            np.clip(flat, -limit, limit, out=flat)
     if size:
         for position, value in spikes:
             flat[position % size] = max(-limit, min(limit, value))
     return flat
+
+
+def _one_per_row(flat: np.ndarray, rows: int, position: int, value: float) -> None:
+    """Write ``value`` at ``position`` of each of ``rows`` equal rows of ``flat``."""
+    row_length = flat.size // max(rows, 1)
+    if row_length:
+        flat.reshape(max(rows, 1), row_length)[:, position % row_length] = value
 
 
 def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: int,
@@ -131,6 +141,7 @@ def int_values(
     offset: float,
     seed: int,
     spikes: Sequence[tuple[int, float]],
+    rows: int = 1,
 ) -> np.ndarray:
     """A flat array of ids in ``[low, high)`` (narrowed to what ``dtype``
     holds), built in ``dtype``."""
@@ -141,6 +152,9 @@ def int_values(
         flat = np.full(size, low + int(offset) % span, dtype=dtype)
     elif pattern == "uniform":
         flat = np.random.default_rng(seed).integers(low, high, size=size, dtype=dtype)
+    elif pattern == "one-hot":  # low everywhere but low + 1 at position int(offset) of each row
+        flat = np.full(size, low, dtype=dtype)
+        _one_per_row(flat, rows, int(offset), low + min(1, span - 1))
     else:  # edges: the first and last valid id, alternating
         flat = np.empty(size, dtype=dtype)
         flat[0::2] = low
@@ -154,18 +168,37 @@ def int_values(
 def mask_values(pattern: str, shape: Sequence[int], seed: int) -> np.ndarray:
     """A 0/1 mask of ``shape`` (batch first): ``ones`` (nothing masked),
     ``zeros`` (everything masked, an edge case) or ``padding`` (each row
-    keeps a random prefix of 1 to all positions, as padded sequences do).
-    Padding runs along axis 1 of a (batch, sequence) mask, and along the
-    last axis (the keys) of an attention mask (batch, queries, keys).
-    Built as int8; the caller casts."""
+    keeps a random prefix of 1 to all positions, as padded sequences do);
+    the edge phase's fixed ones: ``right-padding`` (the first half kept),
+    ``left-padding`` (the last half kept) and ``single`` (only the first
+    position kept).  Padding runs along axis 1 of a (batch, sequence) mask,
+    and along the last axis (the keys) of an attention mask (batch,
+    queries, keys).  Built as int8; the caller casts."""
     shape = tuple(int(d) for d in shape)
     if pattern == "zeros":
         return np.zeros(shape, dtype=np.int8)
     axis = len(shape) - 1 if len(shape) > 2 and shape[-1] > 1 else 1
     if pattern == "ones" or len(shape) < 2 or shape[axis] == 0:
         return np.ones(shape, dtype=np.int8)
-    lengths = np.random.default_rng(seed).integers(1, shape[axis] + 1, size=shape[0])
-    keep = (np.arange(shape[axis])[None, :] < lengths[:, None]).astype(np.int8)
+    positions = np.arange(shape[axis])[None, :]
+    if pattern == "padding":
+        lengths = np.random.default_rng(seed).integers(1, shape[axis] + 1, size=shape[0])
+        keep = (positions < lengths[:, None]).astype(np.int8)
+    else:
+        keep = np.broadcast_to(_fixed_keep(pattern, shape[axis])[None, :], (shape[0], shape[axis]))
     view = [1] * len(shape)
     view[0], view[axis] = shape[0], shape[axis]
     return np.ascontiguousarray(np.broadcast_to(keep.reshape(view), shape))
+
+
+def _fixed_keep(pattern: str, length: int) -> np.ndarray:
+    """The positions a fixed edge mask keeps in a row of ``length``."""
+    keep = np.zeros(length, dtype=np.int8)
+    half = max(1, length // 2)
+    if pattern == "right-padding":
+        keep[:half] = 1
+    elif pattern == "left-padding":
+        keep[length - half:] = 1
+    else:  # single: one valid position, the first
+        keep[0] = 1
+    return keep

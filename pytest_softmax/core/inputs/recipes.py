@@ -34,6 +34,9 @@ MASK_WEIGHTS = {"ones": 3, "padding": 6, "zeros": 1}
 # The patterns built from a random generator: the only ones that need a seed.
 SEEDED_PATTERNS = frozenset({"normal", "uniform", "padding"})
 WEIGHTED_MASK_PATTERNS = tuple(p for p in MASK_PATTERNS for _ in range(MASK_WEIGHTS[p]))
+# Fixed masks only the edge phase builds (core/inputs/edges.py).
+EDGE_MASK_PATTERNS = ("right-padding", "left-padding", "single")
+ALL_MASK_PATTERNS = frozenset(MASK_PATTERNS + EDGE_MASK_PATTERNS)
 # Magnitudes real inputs have (normalised features, pixels, raw counts) and
 # those that push logits past float32's exp overflow (~88).
 SCALES = (1.0, 0.0, 1e-3, 0.1, 10.0, 100.0, 1e3, 1e4, 1e6)
@@ -75,13 +78,14 @@ class ArrayRecipe:
         shape = tuple(int(d) for d in shape)
         size = int(np.prod(shape, dtype=np.int64))
         target = numpy_dtype(dtype)
-        if self.pattern in MASK_PATTERNS:
+        if self.pattern in ALL_MASK_PATTERNS:
             return mask_values(self.pattern, shape, self.seed).astype(target, copy=False)
         if target.kind in "iu" or self.integer:
             # Ids of a float dtype (an embedding casts them) are built as int64 first.
             lo, hi = (low, high) if low is not None and high is not None else DEFAULT_INT_RANGE
             flat = int_values(self.pattern, size, target if target.kind in "iu" else np.dtype(np.int64),
-                              low=lo, high=hi, offset=self.offset, seed=self.seed, spikes=self.spikes)
+                              low=lo, high=hi, offset=self.offset, seed=self.seed, spikes=self.spikes,
+                              rows=shape[0] if shape else 1)
         else:
             flat = float_values(self.pattern, size, dtype, scale=self.scale, offset=self.offset,
                                 seed=self.seed, spikes=self.spikes, rows=shape[0] if shape else 1,
@@ -89,9 +93,11 @@ class ArrayRecipe:
         return flat.reshape(shape).astype(target, copy=False)
 
     def describe(self) -> str:
-        if self.pattern in MASK_PATTERNS:
-            return {"ones": "mask all ones", "zeros": "mask all zeros"}.get(
-                self.pattern, f"mask padding (ones then zeros), seed {self.seed}")
+        if self.pattern in ALL_MASK_PATTERNS:
+            return _MASK_DESCRIPTIONS.get(self.pattern, f"mask padding (ones then zeros), seed {self.seed}")
+        if self.pattern == "one-hot":
+            value = "1 over ids at the lowest" if self.integer else f"{self.scale:g} over zeros"
+            return f"one-hot: {value}, at position {int(self.offset)} of each row"
         if self.integer:
             parts = [f"ids {self.pattern}" + (f" (offset {int(self.offset)})" if self.pattern == "constant" else "")]
             if self.pattern == "uniform":
@@ -111,6 +117,41 @@ class ArrayRecipe:
             spikes = ", ".join(f"[{p}]={v:g}" for p, v in self.spikes)
             parts.append(f"spikes {spikes}")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class EdgeRows:
+    """A batch of edge rows (core/inputs/edges.py), exactly reproducible:
+    row ``r`` is ``cases[r % len(cases)]`` expanded as a batch of one row.
+    A single case is one edge row repeated over the whole batch."""
+
+    cases: tuple[ArrayRecipe, ...]
+
+    def expand(self, shape: Sequence[int], dtype: str, low: int | None = None,
+               high: int | None = None, limit: float | None = None) -> np.ndarray:
+        shape = tuple(int(d) for d in shape)
+        one_row = (1, *shape[1:])
+        rows = np.concatenate([case.expand(one_row, dtype, low, high, limit) for case in self.cases])
+        return rows[np.arange(shape[0]) % len(self.cases)] if shape else rows[0]
+
+    def __repr__(self) -> str:
+        # Runnable as written after "pytest_softmax." (a failure's rebuild line).
+        cases = "".join(f"pytest_softmax.{case!r}, " for case in self.cases)
+        return f"EdgeRows(cases=({cases.rstrip(' ')}))"
+
+    def describe(self) -> str:
+        if len(self.cases) == 1:
+            return f"edge row, every row: {self.cases[0].describe()}"
+        shown = "; ".join(case.describe() for case in self.cases[:3])
+        more = f"; and {len(self.cases) - 3} more" if len(self.cases) > 3 else ""
+        return f"{len(self.cases)} edge rows in turn: {shown}{more}"
+
+
+_MASK_DESCRIPTIONS = {
+    "ones": "mask all ones", "zeros": "mask all zeros (every position padded)",
+    "right-padding": "mask right-padded (first half kept)", "left-padding": "mask left-padded (last half kept)",
+    "single": "mask with one valid position (the first)",
+}
 
 
 def value_limit(spec: InputSpec) -> float:
