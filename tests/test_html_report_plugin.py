@@ -64,7 +64,8 @@ def test_the_bundled_example_shows_the_lstm_failure_first_with_its_layer_highlig
     assert [bar.get("data-layer") for bar in bars(chart)] == [row["name"] for row in failed["layer_profile"]]
     assert fault_of(chart) == ["sequential/lstm"]
     assert "layer at fault: sequential/lstm (LSTM) (softmax inside the LSTM cell" in page
-    assert "rebuild: pytest_softmax.ArrayRecipe(" in page
+    # The edge phase finds this one: its failing row is rebuilt by an EdgeRows line.
+    assert "rebuild: pytest_softmax.EdgeRows(" in page
     assert html.escape(failed["message"]) in page  # the terminal's message, whole
     # Every pass shows its margin and its histogram of row errors.
     assert page.count('class="margin"') == 3 and page.count('class="margin-chart"') == 3
