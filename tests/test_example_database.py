@@ -58,8 +58,17 @@ def test_a_saved_failure_is_replayed_before_any_new_example(pytester: pytest.Pyt
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+# Derandomizing is about the random search: the edge phase, which catches
+# this LSTM first (and, narrowing to the worst row of randomly initialised
+# weights, may pick another row in each process), is left out of the profile.
 LSTM = """
     import pytest, model_zoo
+    from hypothesis import Phase, settings
+
+    settings.register_profile("ci-search-only", parent=settings.get_profile("ci"),
+                              phases=[p for p in Phase if p is not Phase.explicit])
+    settings.load_profile("ci-search-only")
+
     @pytest.mark.softmax_invariant(model=model_zoo.lstm_softmax, max_examples=10)
     def test_seed_lstm():
         pass
