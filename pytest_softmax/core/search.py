@@ -61,7 +61,7 @@ from .vacuous import (
     require_some_outputs,
     strategy_drew_nothing,
 )
-from .weights import weights_failure
+from .weights import inspect_weights
 
 # Errors below a quarter of the tolerance are rounding noise (the default
 # tolerance has a margin of 5x or more over correct softmaxes, see
@@ -247,9 +247,9 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
          replay: Replay) -> SoftmaxReport:
     __tracebackhide__ = True
     started = time.perf_counter()
-    diverged = weights_failure(adapter)
-    if diverged is not None:
-        raise SoftmaxInvariantError(diverged)
+    weights = inspect_weights(adapter)  # NaN fails here; infinite weights are judged by the outputs
+    if weights.failure is not None:
+        raise SoftmaxInvariantError(weights.failure)
     user_inputs = settings.inputs
     is_strategy = isinstance(user_inputs, st.SearchStrategy)
     specs = _input_specs(adapter, None if is_strategy else user_inputs)
@@ -270,6 +270,7 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
     report = _build_report(search, outcome, replay, time.perf_counter() - started)
     failure = outcome.failure
     diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)
+    weights.annotate(report)
     if failure is not None:
         raise SoftmaxInvariantError(report)
     return report
