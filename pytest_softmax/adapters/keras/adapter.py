@@ -337,7 +337,10 @@ class KerasModelAdapter:
     # Per-layer probing (probe.py): traced only when a failure needs
     # explaining or the model has softmax sites inside it.
     def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        from .weights import attach_variables
+
         result: ProbeResult = self._probe().run(inputs)
+        attach_variables(self.model, result.records)  # as they are now: the diagnosis reads why a layer made NaN
         return result
 
     def _probe(self) -> Any:
