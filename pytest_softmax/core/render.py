@@ -126,7 +126,8 @@ def _failing_input(report: SoftmaxReport) -> list[str]:
     if not report.failing_input:
         return []
     given = all(item.given for item in report.failing_input)
-    lines = ["  failing input (from inputs=):" if given else "  failing input (shrunk by Hypothesis):"]
+    origin = report.failing_input_origin or ("from inputs=" if given else "shrunk by Hypothesis")
+    lines = [f"  failing input ({origin}):"]
     for item in report.failing_input:
         domain = f"; domain: {item.domain}" if item.domain else ""
         lines.append(f"    {item.name}: {item.dtype} {list(item.shape)}, {item.description}; "

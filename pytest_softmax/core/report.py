@@ -138,6 +138,9 @@ class SoftmaxReport:
     cause: str | None = None
     # The fix in one short clause, from the same rule; None: no rule fired.
     fix: str | None = None
+    # Where the failing input came from, when neither the test's inputs= nor
+    # the search (the batch tried before the search, say).
+    failing_input_origin: str = ""
 
     @property
     def blamed_layer(self) -> str | None:

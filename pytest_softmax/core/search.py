@@ -260,7 +260,7 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
     else:
         if not is_strategy:
             require_batch_fits(adapter.name, specs, settings.batch_size, MAX_VARIABLE_DIM)
-            preflight(adapter, specs, search.outputs, search.validate, settings.batch_size)
+            preflight(adapter, specs, search.outputs, search.validate, settings.batch_size, settings=settings)
         outcome = _search(search, specs, user_inputs if is_strategy else None, seed,
                           namespace or _default_namespace(specs))
     if outcome.failure is None:
@@ -302,7 +302,7 @@ def _check_given(search: _Search, specs: list[InputSpec], user_inputs: Any) -> _
     except ValueError as exc:
         raise SoftmaxSetupError(str(exc)) from None
     preflight(search.adapter, specs, search.outputs, search.validate, search.settings.batch_size,
-              given=batches[0].arrays)
+              given=batches[0].arrays, settings=search.settings)
     for batch in batches:
         violations, _ = search.evaluate(batch)
         if violations:

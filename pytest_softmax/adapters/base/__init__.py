@@ -200,6 +200,30 @@ class WeightInspecting(Protocol):
 
 
 @runtime_checkable
+class EagerComparing(Protocol):
+    """Optional: the forward the check runs is compiled (a ``tf.function``,
+    ``jax.jit``) and the model can also be run as ``model(x)`` runs it.  A
+    compiled graph can compute otherwise: TensorFlow's fused
+    MatMul+BiasAdd+Relu turns NaN into 0, so ``model(x)`` may return NaN
+    where the compiled forward returns tidy rows."""
+
+    def eager_forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """``model(x)``'s outputs on one batch; ``None`` when the check's own
+        forward already is that call (nothing to compare)."""
+        ...
+
+    def compiled_description(self) -> str:
+        """How the check's forward is compiled, for messages (``tf.function
+        over the input signature``)."""
+        ...
+
+    def eager_probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        """Every layer call's output on one batch, run as ``model(x)`` runs
+        (so a layer's NaN that the compiled graph hides is seen)."""
+        ...
+
+
+@runtime_checkable
 class SignatureAdopting(Protocol):
     """Optional: a model with no input signature of its own (a subclassed
     model never called) takes one from the test's ``inputs=`` arrays."""
