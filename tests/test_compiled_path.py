@@ -1,0 +1,94 @@
+"""The compiled-path check where it lives, without a framework: an adapter
+whose compiled forward and ``model(x)`` disagree on finiteness fails the
+check with the side that is not finite, and says which forward hides what."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from pytest_softmax import SoftmaxInvariantError
+from pytest_softmax.adapters.base import InputSpec, OutputSpec
+from pytest_softmax.core.compiled_path import preflight_summaries, require_same_finiteness
+from pytest_softmax.core.kinds import NOT_FINITE
+from pytest_softmax.core.preflight import probe_batch, probe_recipes
+from pytest_softmax.settings import CheckSettings
+
+UNIFORM = np.full((4, 3), 1 / 3, "float32")
+NAN_ROWS = np.full((4, 3), np.nan, "float32")
+SPEC = InputSpec("x", (6,), "float32")
+OUTPUT = OutputSpec("probs", 0, "probs", "Dense")
+SETTINGS = CheckSettings(atol=None, rtol=0.0, max_examples=5, batch_size=4)
+
+
+class StandIn:
+    """Compiled forward gives ``compiled``; model(x) gives ``eager`` (or
+    raises it, or None: no eager form apart from the compiled one)."""
+
+    name = "stand_in"
+
+    def __init__(self, eager: np.ndarray | Exception | None) -> None:
+        self.eager = eager
+
+    def input_specs(self) -> list[InputSpec]:
+        return [SPEC]
+
+    def output_specs(self) -> list[OutputSpec]:
+        return [OUTPUT]
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        raise AssertionError("the compiled outputs are given")
+
+    def eager_forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        if isinstance(self.eager, Exception):
+            raise self.eager
+        return None if self.eager is None else [self.eager]
+
+    def compiled_description(self) -> str:
+        return "stand-in jit"
+
+    def eager_probe(self, inputs: Sequence[np.ndarray]) -> object:
+        raise AssertionError("a stand-in without layers is never probed")
+
+
+def run(eager: np.ndarray | Exception | None, compiled: np.ndarray) -> None:
+    batch = probe_batch([SPEC], 4)
+    summaries = preflight_summaries([SPEC], batch, probe_recipes([SPEC]))
+    require_same_finiteness(StandIn(eager), [OUTPUT], batch, [compiled], SETTINGS, summaries)
+
+
+def test_nan_hidden_by_the_compiled_forward_fails_with_model_x_outputs() -> None:
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        run(NAN_ROWS, UNIFORM)
+    report = raised.value.report
+    assert [(v.kind, v.error, v.rows_violating) for v in report.violations] == [(NOT_FINITE, 12.0, 4)]
+    assert report.cause == "NaN/Inf hidden by the compiled forward (stand-in jit)"
+    assert report.diagnosis[0] == (
+        "model(x) returns 12 NaN/Inf values on output 'probs' (probs: Dense) for this batch, but the compiled "
+        "forward the check runs (stand-in jit) returns finite rows for the same batch: the compiled path hides the "
+        "NaN (TensorFlow's fused MatMul+BiasAdd+Relu turns NaN into 0, as model.predict does), so the values shown "
+        "are model(x)'s; fix the layer that makes it")
+    assert report.failing_input[0].rebuild.startswith("pytest_softmax.ArrayRecipe(pattern='normal'")
+    assert "  failing input (the batch tried before the search):" in str(report)
+
+
+def test_nan_only_the_compiled_forward_makes_fails_too() -> None:
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        run(UNIFORM, NAN_ROWS)
+    report = raised.value.report
+    assert report.cause == "NaN/Inf only in the compiled forward (stand-in jit)"
+    assert report.diagnosis[0].startswith("the compiled forward the check runs (stand-in jit) returns 12 NaN/Inf "
+                                          "values on output 'probs' (probs: Dense) for this batch, where model(x) "
+                                          "returns finite rows")
+
+
+@pytest.mark.parametrize(
+    ("eager", "compiled"),
+    [(UNIFORM, UNIFORM), (NAN_ROWS, NAN_ROWS), (None, UNIFORM), (RuntimeError("eager cannot run it"), UNIFORM)],
+    ids=["both-finite", "both-nan", "no-eager-form", "eager-raises"],
+)
+def test_agreement_or_nothing_to_compare_lets_the_check_go_on(eager: np.ndarray | Exception | None,
+                                                               compiled: np.ndarray) -> None:
+    run(eager, compiled)
