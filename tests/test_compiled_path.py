@@ -63,6 +63,9 @@ def test_nan_hidden_by_the_compiled_forward_fails_with_model_x_outputs() -> None
     with pytest.raises(SoftmaxInvariantError) as raised:
         run(NAN_ROWS, UNIFORM)
     report = raised.value.report
+    assert report.passed is False and report.model_name == "stand_in"
+    assert report.headline == ("softmax invariant violated: output 'probs' (probs: Dense) is not finite: 12 NaN/Inf "
+                               "values in 4 of 4 rows [float32, axis -1, 3 classes]")
     assert [(v.kind, v.error, v.rows_violating) for v in report.violations] == [(NOT_FINITE, 12.0, 4)]
     assert report.cause == "NaN/Inf hidden by the compiled forward (stand-in jit)"
     assert report.diagnosis[0] == (
@@ -79,9 +82,11 @@ def test_nan_only_the_compiled_forward_makes_fails_too() -> None:
         run(UNIFORM, NAN_ROWS)
     report = raised.value.report
     assert report.cause == "NaN/Inf only in the compiled forward (stand-in jit)"
-    assert report.diagnosis[0].startswith("the compiled forward the check runs (stand-in jit) returns 12 NaN/Inf "
-                                          "values on output 'probs' (probs: Dense) for this batch, where model(x) "
-                                          "returns finite rows")
+    assert report.diagnosis[0] == (
+        "the compiled forward the check runs (stand-in jit) returns 12 NaN/Inf values on output 'probs' (probs: "
+        "Dense) for this batch, where model(x) returns finite rows: the compiled graph computes otherwise (a fused "
+        "or reordered op), and model.predict runs it too")
+    assert report.fix == "find the layer that makes NaN (model(x) shows it) and fix it"
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,40 @@ def test_nan_anywhere_fails_and_infinite_only_variables_are_kept_for_the_outputs
     assert only_infinite.failure is None and [w.variable for w in only_infinite.infinite] == ["bias"]
 
 
+def test_the_nan_failure_reads_in_full() -> None:
+    seen = inspect_weights(StandIn([weight("kernel", nan=2), weight("bias", inf=1), weight("moving_mean", nan=1),
+                                    weight("gamma", nan=4, layer="m/norm")]))
+    report = seen.failure
+    assert report is not None
+    assert (report.passed, report.examples, report.rows, report.dtype, report.layers) == (False, 0, 0, "", [])
+    (violation,) = report.violations
+    assert (violation.output, violation.layer_name, violation.layer_class, violation.dtype, violation.axis,
+            violation.n_classes, violation.tolerance, violation.error, violation.rows_violating, violation.rows) == (
+        "", "m/dense", "Dense", "", -1, 0, 0.0, 7.0, 0, 0)
+    assert str(report).splitlines() == [
+        "softmax invariant violated: model weights are not finite: Dense 'm/dense': trainable variable 'kernel' "
+        "holds 2 NaN of 10 values; 2 more variables too",
+        "  layer at fault: m/dense (Dense) (non-finite weights: kernel holds NaN)",
+        "  fix: retrain (lower the learning rate, clip gradients) or load a checkpoint from before it diverged",
+        "  Dense 'm/dense': trainable variable 'kernel' holds 2 NaN of 10 values",
+        "  Dense 'm/dense': trainable variable 'moving_mean' holds 1 NaN of 10 values",
+        "  Dense 'm/norm': trainable variable 'gamma' holds 4 NaN of 10 values",
+        "  also infinite (allowed on their own where the outputs stay distributions): Dense 'm/dense': trainable "
+        "variable 'bias' holds 1 Inf of 10 values",
+        "  weights holding NaN are checked before any input is tried, because the forward pass can hide them "
+        "(TensorFlow's fused MatMul+ReLU turns NaN into 0, as model.predict does): training diverged (lower the "
+        "learning rate, clip gradients, look for log(0) or a division by zero in the loss) or the model was saved "
+        "after it did; retrain or load a checkpoint from before",
+    ]
+    two = inspect_weights(StandIn([weight("kernel", nan=1), weight("bias", nan=1)])).failure
+    assert two is not None and two.violations[0].message.endswith("holds 1 NaN of 10 values; 1 more variable too")
+    non_trainable = NonFiniteWeight("m/bn", "BatchNormalization", "moving_mean", nan=1, inf=0, size=4,
+                                    trainable=False)
+    alone = inspect_weights(StandIn([non_trainable])).failure
+    assert alone is not None and alone.violations[0].message == (
+        "BatchNormalization 'm/bn': non-trainable variable 'moving_mean' holds 1 NaN of 4 values")
+
+
 def test_unreadable_variables_neither_fail_nor_note() -> None:
     seen = inspect_weights(StandIn(RuntimeError("cannot read")))
     assert seen.failure is None and seen.infinite == []
