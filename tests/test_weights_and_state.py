@@ -152,19 +152,19 @@ def test_the_nan_failure_reads_in_full() -> None:
             violation.n_classes, violation.tolerance, violation.error, violation.rows_violating, violation.rows) == (
         "", "m/dense", "Dense", "", -1, 0, 0.0, 7.0, 0, 0)
     assert str(report).splitlines() == [
-        "softmax invariant violated: model weights are not finite: Dense 'm/dense': trainable variable 'kernel' "
-        "holds 2 NaN of 10 values; 2 more variables too",
+        ("softmax invariant violated: model weights are not finite: Dense 'm/dense': trainable variable 'kernel' "
+         "holds 2 NaN of 10 values; 2 more variables too"),
         "  layer at fault: m/dense (Dense) (non-finite weights: kernel holds NaN)",
         "  fix: retrain (lower the learning rate, clip gradients) or load a checkpoint from before it diverged",
         "  Dense 'm/dense': trainable variable 'kernel' holds 2 NaN of 10 values",
         "  Dense 'm/dense': trainable variable 'moving_mean' holds 1 NaN of 10 values",
         "  Dense 'm/norm': trainable variable 'gamma' holds 4 NaN of 10 values",
-        "  also infinite (allowed on their own where the outputs stay distributions): Dense 'm/dense': trainable "
-        "variable 'bias' holds 1 Inf of 10 values",
-        "  weights holding NaN are checked before any input is tried, because the forward pass can hide them "
-        "(TensorFlow's fused MatMul+ReLU turns NaN into 0, as model.predict does): training diverged (lower the "
-        "learning rate, clip gradients, look for log(0) or a division by zero in the loss) or the model was saved "
-        "after it did; retrain or load a checkpoint from before",
+        ("  also infinite (allowed on their own where the outputs stay distributions): Dense 'm/dense': trainable "
+         "variable 'bias' holds 1 Inf of 10 values"),
+        ("  weights holding NaN are checked before any input is tried, because the forward pass can hide them "
+         "(TensorFlow's fused MatMul+ReLU turns NaN into 0, as model.predict does): training diverged (lower the "
+         "learning rate, clip gradients, look for log(0) or a division by zero in the loss) or the model was saved "
+         "after it did; retrain or load a checkpoint from before"),
     ]
     two = inspect_weights(StandIn([weight("kernel", nan=1), weight("bias", nan=1)])).failure
     assert two is not None and two.violations[0].message.endswith("holds 1 NaN of 10 values; 1 more variable too")
