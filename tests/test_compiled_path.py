@@ -11,6 +11,15 @@ import pytest
 
 from pytest_softmax import SoftmaxInvariantError
 from pytest_softmax.adapters.base import InputSpec, OutputSpec
+from pytest_softmax.adapters.base.records import (
+    OTHER,
+    SOFTMAX,
+    VARIANCE_STATISTIC,
+    LayerRecord,
+    LayerSite,
+    ProbeResult,
+    VariableSummary,
+)
 from pytest_softmax.core.compiled_path import preflight_summaries, require_same_finiteness
 from pytest_softmax.core.kinds import NOT_FINITE
 from pytest_softmax.core.preflight import probe_batch, probe_recipes
@@ -97,3 +106,50 @@ def test_nan_only_the_compiled_forward_makes_fails_too() -> None:
 def test_agreement_or_nothing_to_compare_lets_the_check_go_on(eager: np.ndarray | Exception | None,
                                                                compiled: np.ndarray) -> None:
     run(eager, compiled)
+
+
+def probe_result(nan_in_bn: bool) -> ProbeResult:
+    """A probe of input -> bn -> probs; ``nan_in_bn``: what model(x) shows
+    (the BatchNormalization makes NaN from a negative moving variance)."""
+    bn_site = LayerSite(path="m/bn", name="bn", layer_class="BatchNormalization", kind=OTHER,
+                        producers=("input 'x'",))
+    head = LayerSite(path="m/probs", name="probs", layer_class="Dense", kind=SOFTMAX, activation="softmax",
+                     softmax_axes=(-1,), producers=("m/bn",))
+    variance = VariableSummary("moving_variance", 6, negative=1, minimum=-0.5, role=VARIANCE_STATISTIC)
+    bn_out = np.full((4, 6), np.nan if nan_in_bn else 0.5, "float32")
+    return ProbeResult([LayerRecord(bn_site, bn_out, variables=(variance,)),
+                        LayerRecord(head, NAN_ROWS if nan_in_bn else UNIFORM)],
+                       ["m/probs"], input_max_abs={"input 'x'": 2.5}, input_dtypes={"input 'x'": "float32"})
+
+
+class Probing(StandIn):
+    """A stand-in that shows its layers: the compiled probe computes as the
+    compiled forward does (no NaN), the eager one as model(x) (NaN)."""
+
+    def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        return probe_result(nan_in_bn=False)
+
+    def eager_probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:  # type: ignore[override]
+        return probe_result(nan_in_bn=True)
+
+    def internal_softmax_sites(self) -> list[LayerSite]:
+        return []
+
+    def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
+        raise AssertionError("not during the preflight")
+
+
+def test_the_layer_that_makes_the_hidden_nan_is_found_by_the_eager_probe() -> None:
+    batch = probe_batch([SPEC], 4)
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        require_same_finiteness(Probing(NAN_ROWS), [OUTPUT], batch, [UNIFORM], SETTINGS,
+                                preflight_summaries([SPEC], batch, None))
+    report = raised.value.report
+    assert (report.layer_at_fault, report.cause) == (
+        "m/bn (BatchNormalization)",
+        "negative moving_variance (-0.5) under a square root; hidden by the compiled forward (stand-in jit)")
+    assert report.fix == "recompute the statistics (training=True passes or adapt()), or clip moving_variance to >= 0"
+    assert (report.examples, report.rows, report.dtype, report.tolerance) == (
+        1, 4, "float32", SETTINGS.tolerance_for("float32", 3))
+    # The test's own arrays are named as such.
+    assert "  failing input (from inputs=):" in str(report)
