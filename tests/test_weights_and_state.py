@@ -203,7 +203,16 @@ def test_at_most_six_infinite_variables_are_listed() -> None:
     seen.annotate(report)
     (note,) = report.notes
     assert "'v5'" in note and "'v6'" not in note
-    assert note.endswith("; 2 more variables")
+    assert note.endswith("trainable variable 'v4' holds 1 Inf of 10 values; Dense 'm/dense': trainable variable 'v5' "
+                         "holds 1 Inf of 10 values; 2 more variables")
+    one_more = SoftmaxReport(model_name="m", passed=True, examples=1, rows=1, worst_error=0.0, tolerance=1e-6,
+                             dtype="float32")
+    inspect_weights(StandIn([weight(f"v{i}", inf=1) for i in range(7)])).annotate(one_more)
+    assert one_more.notes[0].endswith("'v5' holds 1 Inf of 10 values; 1 more variable")
+    six = SoftmaxReport(model_name="m", passed=True, examples=1, rows=1, worst_error=0.0, tolerance=1e-6,
+                        dtype="float32")
+    inspect_weights(StandIn([weight(f"v{i}", inf=1) for i in range(6)])).annotate(six)
+    assert six.notes[0].endswith("'v5' holds 1 Inf of 10 values")
 
 
 def test_the_note_reaches_the_json_report(pytester: pytest.Pytester) -> None:
