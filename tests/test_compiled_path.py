@@ -153,3 +153,28 @@ def test_the_layer_that_makes_the_hidden_nan_is_found_by_the_eager_probe() -> No
         1, 4, "float32", SETTINGS.tolerance_for("float32", 3))
     # The test's own arrays are named as such.
     assert "  failing input (from inputs=):" in str(report)
+
+
+class CompiledOnly(Probing):
+    """The compiled forward makes the NaN: its own probe shows it, and
+    model(x)'s probe must not be asked."""
+
+    def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        return probe_result(nan_in_bn=True)
+
+    def eager_probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:  # type: ignore[override]
+        raise AssertionError("model(x) is finite here: nothing to probe eagerly")
+
+
+def test_nan_only_the_compiled_forward_makes_is_probed_compiled() -> None:
+    one_bad_row = UNIFORM.copy()
+    one_bad_row[0] = np.nan
+    batch = probe_batch([SPEC], 4)
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        require_same_finiteness(CompiledOnly(UNIFORM), [OUTPUT], batch, [one_bad_row], SETTINGS,
+                                preflight_summaries([SPEC], batch, probe_recipes([SPEC])))
+    report = raised.value.report
+    assert report.notes == []  # the probe ran (a failed probe leaves a note)
+    assert report.cause == ("negative moving_variance (-0.5) under a square root; only in the compiled forward "
+                            "(stand-in jit)")
+    assert report.rows == 4 and report.worst_error == 0.0  # as the search reports a NaN batch

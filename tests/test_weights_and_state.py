@@ -10,6 +10,7 @@ global generator during the check.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -146,7 +147,9 @@ def test_the_nan_failure_reads_in_full() -> None:
                                     weight("gamma", nan=4, layer="m/norm")]))
     report = seen.failure
     assert report is not None
-    assert (report.passed, report.examples, report.rows, report.dtype, report.layers) == (False, 0, 0, "", [])
+    assert (report.model_name, report.passed, report.examples, report.rows, report.dtype, report.layers) == (
+        "stand_in", False, 0, 0, "", [])
+    assert math.isnan(report.worst_error) and math.isnan(report.tolerance)
     (violation,) = report.violations
     assert (violation.output, violation.layer_name, violation.layer_class, violation.dtype, violation.axis,
             violation.n_classes, violation.tolerance, violation.error, violation.rows_violating, violation.rows) == (
@@ -173,6 +176,9 @@ def test_the_nan_failure_reads_in_full() -> None:
     alone = inspect_weights(StandIn([non_trainable])).failure
     assert alone is not None and alone.violations[0].message == (
         "BatchNormalization 'm/bn': non-trainable variable 'moving_mean' holds 1 NaN of 4 values")
+    assert len(alone.diagnosis) == 2  # the variable and the advice: no "also infinite" line without one
+    both = inspect_weights(StandIn([weight("kernel", nan=2, inf=3)])).failure
+    assert both is not None and both.violations[0].error == 5.0
 
 
 def test_unreadable_variables_neither_fail_nor_note() -> None:

@@ -16,6 +16,7 @@ path hides it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,7 +81,8 @@ def _report(adapter: ModelAdapter, spec: OutputSpec, batch: Sequence[np.ndarray]
         hides = f"only in the compiled forward ({compiled})"
     report = SoftmaxReport(
         model_name=adapter.name, passed=False, examples=1, rows=check.rows,
-        worst_error=check.worst_error, tolerance=check.tolerance, dtype=dtype, violations=violations,
+        # As the search's reports have it: the worst finite error (NaN rows are the violation).
+        worst_error=check.worst_error if math.isfinite(check.worst_error) else 0.0, tolerance=check.tolerance, dtype=dtype, violations=violations,
         failing_input=summaries, diagnosis=[line],
         failing_input_origin="from inputs=" if all(s.given for s in summaries) else "the batch tried before the search",
         replay="rerun the same check: it tries this batch before the search on every run",
