@@ -339,3 +339,153 @@ def test_a_nan_made_inside_a_layer_is_explained_in_full(
     report = raised.value.report
     assert_explained(report, layer, cause, fix, explanation)
 
+
+
+def stale_batch_norm(activation: str | None = None) -> keras.Model:
+    """A BatchNormalization whose moving variance went negative (a bad
+    checkpoint, a hand-edited statistic), then the head."""
+    import numpy as np
+
+    layers = [keras.Input((6,)), keras.layers.BatchNormalization(name="bn")]
+    if activation is not None:
+        layers.append(keras.layers.Dense(8, activation=activation, name="hidden"))
+    model = keras.Sequential([*layers, keras.layers.Dense(3, activation="softmax", name="probs")],
+                             name="stale_stats" if activation is None else f"stale_stats_{activation}")
+    variance = np.ones(6, "float32")
+    variance[2] = -0.5
+    model.get_layer("bn").moving_variance.assign(variance)
+    return model
+
+
+def stale_normalization() -> keras.Model:
+    """A Normalization layer adapted, then its stored variance corrupted."""
+    import numpy as np
+
+    layer = keras.layers.Normalization(name="norm")
+    layer.adapt(np.random.default_rng(0).normal(size=(16, 6)).astype("float32"))
+    (variance,) = [w for w in layer.weights if w.name == "variance"]
+    values = np.array(keras.ops.convert_to_numpy(variance))
+    values[..., 1] = -2.0
+    variance.assign(values)
+    layer.finalize_state()
+    return keras.Sequential([keras.Input((6,)), layer, keras.layers.Dense(3, activation="softmax", name="probs")],
+                            name="norm_stats")
+
+
+class RootScaled(keras.layers.Layer):
+    """Divides by the square root of a learned scale."""
+
+    def build(self, shape):  # type: ignore[no-untyped-def]
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return x / keras.ops.sqrt(self.scale)
+
+
+def negative_scale() -> keras.Model:
+    import numpy as np
+
+    inp = keras.Input((6,))
+    layer = RootScaled(name="rescale")
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="probs")(layer(inp)),
+                        name="root_scaled")
+    scale = np.ones(6, "float32")
+    scale[0] = -0.25
+    layer.scale.assign(scale)
+    return model
+
+
+def infinite_kernel() -> keras.Model:
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name="hidden"),
+                              keras.layers.Dense(3, activation="softmax", name="probs")], name="inf_kernel")
+    kernel = model.get_layer("hidden").kernel
+    values = np.array(keras.ops.convert_to_numpy(kernel))
+    values[0, 0] = np.inf
+    kernel.assign(values)
+    return model
+
+
+STATE_HEAD = ("{layer} is the first layer whose output holds NaN/Inf (2 values in the probed rows) although its "
+              "inputs are finite; fed by input '*' (finite, max |value| 1): ")
+VARIANCE_TAIL = ("the layer divides by sqrt(variance + epsilon), and the square root of a negative number is NaN: "
+                 "recompute the statistics (run training data through the layer with training=True, or adapt() it "
+                 "again), or clip '{name}' to >= 0")
+
+
+@pytest.mark.parametrize(
+    ("build", "layer", "cause", "fix", "explanation"),
+    [
+        pytest.param(
+            stale_batch_norm, "stale_stats/bn (BatchNormalization)",
+            "negative moving_variance (-0.5) under a square root",
+            "recompute the statistics (training=True passes or adapt()), or clip moving_variance to >= 0",
+            STATE_HEAD.format(layer="BatchNormalization 'stale_stats/bn'") + "its stored variance statistic "
+            "'moving_variance' holds 1 negative value of 6 (down to -0.5); "
+            + VARIANCE_TAIL.format(name="moving_variance"),
+            id="negative-moving-variance"),
+        pytest.param(
+            stale_normalization, "norm_stats/norm (Normalization)", "negative variance (-2) under a square root",
+            "recompute the statistics (training=True passes or adapt()), or clip variance to >= 0",
+            STATE_HEAD.format(layer="Normalization 'norm_stats/norm'") + "its stored variance statistic 'variance' "
+            "holds 1 negative value of 6 (down to -2); " + VARIANCE_TAIL.format(name="variance"),
+            id="negative-normalization-variance"),
+        pytest.param(
+            negative_scale, "root_scaled/rescale (RootScaled)", "scale <= 0 under a log, root or division",
+            "keep scale positive (exp() or softplus() of a free weight, or clip it) and retrain",
+            STATE_HEAD.format(layer="RootScaled 'root_scaled/rescale'") + "its variable 'scale', a scale meant to "
+            "stay positive, holds 1 value <= 0 of 6 (down to -0.25): a log or square root of it is NaN (log(0) is "
+            "-inf), a division by 0 is Inf: keep 'scale' positive (the exp() or softplus() of a free weight, or clip "
+            "it) and retrain",
+            id="negative-scale-under-a-root"),
+        pytest.param(
+            infinite_kernel, "inf_kernel/hidden (Dense)", "its variable kernel holds Inf",
+            "retrain, or replace the non-finite entries of kernel with finite values",
+            STATE_HEAD.format(layer="Dense 'inf_kernel/hidden'") + "its own variable 'kernel' holds 1 Inf of 48 "
+            "values, and finite inputs times an infinite weight give Inf, 0 * Inf and Inf - Inf give NaN: retrain "
+            "(lower the learning rate, clip gradients) or replace the non-finite entries of 'kernel' with finite "
+            "values",
+            id="infinite-kernel-entry"),
+    ],
+)
+def test_a_nan_made_by_a_layers_own_state_is_explained_in_full(
+    build: Callable[[], keras.Model], layer: str, cause: str, fix: str, explanation: str
+) -> None:
+    import numpy as np
+
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        check_softmax(build(), inputs=np.ones((2, 6), "float32"))
+    report = raised.value.report
+    assert_explained(report, layer, cause, fix, explanation)
+
+
+@pytest.mark.tensorflow_only  # the fused MatMul+BiasAdd+Relu kernel is TensorFlow's
+def test_a_nan_the_compiled_path_hides_is_found_and_said() -> None:
+    """model(x) returns NaN, the tf.function the search runs returns uniform
+    rows (its fused Dense+relu turns the NaN into 0): the eager call on the
+    batch tried before the search catches it, with no seed."""
+    model = stale_batch_norm("relu")
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        check_softmax(model, max_examples=5)
+    report = raised.value.report
+    compiled = "tf.function over the input signature"
+    assert (report.layer_at_fault, report.cause, report.fix) == (
+        "stale_stats_relu/bn (BatchNormalization)",
+        f"negative moving_variance (-0.5) under a square root; hidden by the compiled forward ({compiled})",
+        "recompute the statistics (training=True passes or adapt()), or clip moving_variance to >= 0")
+    assert report.diagnosis[0] == (
+        "model(x) returns 96 NaN/Inf values on output 'probs' (probs: Dense) for this batch, but the compiled "
+        f"forward the check runs ({compiled}) returns finite rows for the same batch: the compiled path hides the "
+        "NaN (TensorFlow's fused MatMul+BiasAdd+Relu turns NaN into 0, as model.predict does), so the values shown "
+        "are model(x)'s; fix the layer that makes it")
+    assert matches(report.diagnosis[1], STATE_HEAD.replace("1)", "*)").format(
+        layer="BatchNormalization 'stale_stats_relu/bn'").replace("(2 values", "(* values") + "*")
+    text = str(report)
+    assert "  failing input (the batch tried before the search):" in text
+    assert "  replay: rerun the same check: it tries this batch before the search on every run" in text
+    # What the search itself would have seen: the compiled forward's tidy rows.
+    from pytest_softmax.adapters.registry import adapt
+
+    (compiled_rows,) = adapt(model).forward([keras.ops.convert_to_numpy(keras.ops.ones((4, 6)))])
+    assert (compiled_rows == compiled_rows[0, 0]).all()

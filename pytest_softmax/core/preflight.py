@@ -17,8 +17,9 @@ import numpy as np
 
 from ..adapters.base import InputSpec, ModelAdapter, OutputSpec, StateCarrying, explain_error
 from ..errors import SoftmaxSetupError
-from ..settings import how_to_set
+from ..settings import CheckSettings, how_to_set
 from ..adapters.base.arrays import as_float64, can_be_nonfinite
+from .compiled_path import preflight_summaries, require_same_finiteness
 from .inputs.recipes import ArrayRecipe, concrete_shape, variable_size_limit
 
 # A length a softmax over a variable axis means something at (at least 2),
@@ -67,18 +68,22 @@ def require_finite_inputs(specs: Sequence[InputSpec], arrays: Sequence[np.ndarra
 
 def probe_batch(specs: Sequence[InputSpec], batch_size: int) -> tuple[np.ndarray, ...]:
     """A plain batch every model of this signature should accept."""
-    arrays = []
     size = min(PROBE_VARIABLE_SIZE, variable_size_limit(specs))
-    for spec in specs:
-        shape = concrete_shape(spec, batch_size, size)
+    return tuple(recipe.expand(concrete_shape(spec, batch_size, size), spec.dtype, spec.low, spec.high)
+                 for spec, recipe in zip(specs, probe_recipes(specs)))
+
+
+def probe_recipes(specs: Sequence[InputSpec]) -> list[ArrayRecipe]:
+    """How :func:`probe_batch` fills each input: masks of ones, ids spread
+    over their range, normal values."""
+    def recipe(spec: InputSpec) -> ArrayRecipe:
         if spec.is_mask:
-            recipe = ArrayRecipe("ones", integer=spec.is_integer)
-        elif spec.is_ids:
-            recipe = ArrayRecipe("uniform", integer=True)
-        else:
-            recipe = ArrayRecipe("normal")
-        arrays.append(recipe.expand(shape, spec.dtype, spec.low, spec.high))
-    return tuple(arrays)
+            return ArrayRecipe("ones", integer=spec.is_integer)
+        if spec.is_ids:
+            return ArrayRecipe("uniform", integer=True)
+        return ArrayRecipe("normal")
+
+    return [recipe(spec) for spec in specs]
 
 
 def inputs_example(specs: Sequence[InputSpec], shapes: Sequence[tuple[int, ...]] | None = None) -> str:
@@ -115,11 +120,15 @@ def preflight(
     validate: Callable[[OutputSpec, np.ndarray], object],
     batch_size: int,
     given: Sequence[np.ndarray] | None = None,
+    settings: CheckSettings | None = None,
 ) -> None:
     """Run one batch twice (``given``, the user's first batch, or a plain
     generated one) and raise :class:`SoftmaxSetupError` if the model cannot
     be checked.  A model raising on the user's own batch is left to the
-    search, which reports it as a failure with that input."""
+    search, which reports it as a failure with that input.  With
+    ``settings``, the batch is also run once as ``model(x)`` runs it: a
+    compiled forward that hides NaN (or makes it) fails the check
+    (:class:`SoftmaxInvariantError`, see :mod:`.compiled_path`)."""
     if given is not None:
         require_finite_inputs(specs, given)
     batch = tuple(given) if given is not None else probe_batch(specs, batch_size)
@@ -129,6 +138,9 @@ def preflight(
     for spec in outputs:
         validate(spec, first[spec.index])
     _require_deterministic(adapter, outputs, first, adapter.forward(batch))
+    if settings is not None:
+        summaries = preflight_summaries(specs, batch, None if given is not None else probe_recipes(specs))
+        require_same_finiteness(adapter, outputs, batch, first, settings, summaries)
 
 
 def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[np.ndarray, ...],

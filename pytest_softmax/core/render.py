@@ -133,12 +133,15 @@ def _failing_input(report: SoftmaxReport) -> list[str]:
     if not report.failing_input:
         return []
     given = all(item.given for item in report.failing_input)
-    if given:
-        lines = ["  failing input (from inputs=):"]
+    if report.failing_input_origin:
+        origin = report.failing_input_origin
+    elif given:
+        origin = "from inputs="
     elif all(item.edge for item in report.failing_input):
-        lines = ["  failing input (edge phase, before the search; narrowed to one row when one fails alone):"]
+        origin = "edge phase, before the search; narrowed to one row when one fails alone"
     else:
-        lines = ["  failing input (shrunk by Hypothesis):"]
+        origin = "shrunk by Hypothesis"
+    lines = [f"  failing input ({origin}):"]
     for item in report.failing_input:
         domain = f"; domain: {item.domain}" if item.domain else ""
         lines.append(f"    {item.name}: {item.dtype} {list(item.shape)}, {item.description}; "

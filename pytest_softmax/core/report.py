@@ -184,6 +184,9 @@ class SoftmaxReport:
     # Every layer call the probe saw on the failing input, in execution
     # order: the data behind the per-layer chart (empty: no probe ran).
     layer_profile: list[LayerProfile] = field(default_factory=list)
+    # Where the failing input came from, when neither the test's inputs= nor
+    # the search (the batch tried before the search, say).
+    failing_input_origin: str = ""
 
     @property
     def blamed_layer(self) -> str | None:

@@ -64,7 +64,7 @@ from .vacuous import (
     require_some_outputs,
     strategy_drew_nothing,
 )
-from .weights import weights_failure
+from .weights import inspect_weights
 
 # Errors below a quarter of the tolerance are rounding noise (the default
 # tolerance has a margin of 5x or more over correct softmaxes, see
@@ -288,9 +288,9 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
          replay: Replay) -> SoftmaxReport:
     __tracebackhide__ = True
     started = time.perf_counter()
-    diverged = weights_failure(adapter)
-    if diverged is not None:
-        raise SoftmaxInvariantError(diverged)
+    weights = inspect_weights(adapter)  # NaN fails here; infinite weights are judged by the outputs
+    if weights.failure is not None:
+        raise SoftmaxInvariantError(weights.failure)
     user_inputs = settings.inputs
     is_strategy = isinstance(user_inputs, st.SearchStrategy)
     if isinstance(adapter, SignatureFromExample) and user_inputs is not None and not is_strategy:
@@ -305,7 +305,7 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
     else:
         if not is_strategy:
             require_batch_fits(adapter.name, specs, settings.batch_size, MAX_VARIABLE_DIM)
-            preflight(adapter, specs, search.outputs, search.validate, settings.batch_size)
+            preflight(adapter, specs, search.outputs, search.validate, settings.batch_size, settings=settings)
         outcome = _search(search, specs, user_inputs if is_strategy else None, seed,
                           namespace or _default_namespace(specs))
     if outcome.failure is None:
@@ -315,6 +315,7 @@ def _run(adapter: ModelAdapter, settings: CheckSettings, *, seed: int | None, na
     report = _build_report(search, outcome, replay, time.perf_counter() - started)
     failure = outcome.failure
     diagnose(adapter, report, failure.batch.arrays if failure else None, search.sites)
+    weights.annotate(report)
     if failure is not None:
         raise SoftmaxInvariantError(report)
     return report
@@ -346,7 +347,7 @@ def _check_given(search: _Search, specs: list[InputSpec], user_inputs: Any) -> _
     except ValueError as exc:
         raise SoftmaxSetupError(str(exc)) from None
     preflight(search.adapter, specs, search.outputs, search.validate, search.settings.batch_size,
-              given=batches[0].arrays)
+              given=batches[0].arrays, settings=search.settings)
     for batch in batches:
         violations, _ = search.evaluate(batch)
         if violations:

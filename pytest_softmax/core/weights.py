@@ -1,14 +1,22 @@
-"""Weights checked first: a model whose variables hold NaN or Inf fails
-before the search, naming the layer and the variable.
+"""Weights judged by what they do.
 
-The outputs cannot be trusted to show a diverged weight: in graph mode
-TensorFlow fuses MatMul+BiasAdd+ReLU, and the fused kernel turns a NaN
-kernel's output into 0 (``model.predict`` does the same), so a model with
-NaN weights can return finite, normalized rows.  Reading the variables
-costs one copy of each, once per check.
+A variable holding NaN fails the check before the search, naming the layer
+and the variable: NaN is what a diverged training leaves, and the outputs
+cannot be trusted to show it (in graph mode TensorFlow fuses
+MatMul+BiasAdd+ReLU, and the fused kernel turns a NaN kernel's output into
+0, as ``model.predict`` does).
+
+An infinite value is not always a fault: a ``-inf`` bias entry switches a
+class off (its probability is exactly 0, the rows still sum to 1), a
+``-inf`` row of an embedding table serves as an additive mask.  For those
+the outputs decide: a passing report notes the infinite variables, a
+failing one names them in its diagnosis.  Reading the variables costs one
+copy of each, once per check.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from ..adapters.base import ModelAdapter, NonFiniteWeight, WeightInspecting
 from .kinds import WEIGHTS_NOT_FINITE
@@ -17,31 +25,66 @@ from .report import SoftmaxReport, Violation
 MAX_LISTED = 6
 
 
-def weights_failure(adapter: ModelAdapter) -> SoftmaxReport | None:
-    """A failing report when a variable holds NaN/Inf, else ``None``
-    (also for adapters that cannot show their variables)."""
+@dataclass(frozen=True)
+class WeightsSeen:
+    """What the variables hold: ``failure`` is the failing report when one
+    holds NaN; ``infinite`` the variables holding Inf and no NaN."""
+
+    failure: SoftmaxReport | None = None
+    infinite: list[NonFiniteWeight] = field(default_factory=list)
+
+    def annotate(self, report: SoftmaxReport) -> None:
+        """Name the infinite variables in ``report``: a note when it passed
+        (they did no harm on any input tried), a diagnosis line when it
+        failed (and the cause, when no rule explained the failure)."""
+        if not self.infinite:
+            return
+        listed = "; ".join(_describe(w) for w in self.infinite[:MAX_LISTED]) + _more(self.infinite)
+        if report.passed:
+            report.notes.append(f"infinite weights, allowed because the outputs stayed distributions on every "
+                                f"input tried (a -inf bias switching a class off, a -inf mask row): {listed}")
+            return
+        report.diagnosis.append(f"the model holds infinite weights (allowed only where the outputs stay "
+                                f"distributions, which they do not here): {listed}")
+        if report.cause is None:
+            first = self.infinite[0]
+            report.layer_at_fault = report.layer_at_fault or f"{first.layer_path} ({first.layer_class})"
+            report.cause = f"infinite weights: {first.variable} holds Inf"
+            report.fix = report.fix or ("replace the infinite entries with large finite values, or retrain "
+                                        "(lower the learning rate, clip gradients)")
+
+
+def inspect_weights(adapter: ModelAdapter) -> WeightsSeen:
+    """The model's non-finite variables, judged (nothing for adapters that
+    cannot show their variables, or whose variables cannot be read)."""
     if not isinstance(adapter, WeightInspecting):
-        return None
+        return WeightsSeen()
     try:
         bad = adapter.nonfinite_weights()
     except Exception:  # noqa: BLE001 - unreadable variables: the search still checks the outputs
-        return None
-    if not bad:
-        return None
-    first = bad[0]
-    more = f"; {len(bad) - 1} more variable{'s' if len(bad) > 2 else ''} too" if len(bad) > 1 else ""
+        return WeightsSeen()
+    diverged = [w for w in bad if w.nan]
+    infinite = [w for w in bad if not w.nan]
+    return WeightsSeen(_failure(adapter, diverged, infinite) if diverged else None, infinite)
+
+
+def _failure(adapter: ModelAdapter, diverged: list[NonFiniteWeight],
+             infinite: list[NonFiniteWeight]) -> SoftmaxReport:
+    first = diverged[0]
+    more = f"; {len(diverged) - 1} more variable{'s' if len(diverged) > 2 else ''} too" if len(diverged) > 1 else ""
     violation = Violation(
         kind=WEIGHTS_NOT_FINITE, output="", layer_name=first.layer_path, layer_class=first.layer_class, dtype="",
-        axis=-1, n_classes=0, tolerance=0.0, error=float(sum(w.nan + w.inf for w in bad)), rows_violating=0,
+        axis=-1, n_classes=0, tolerance=0.0, error=float(sum(w.nan + w.inf for w in diverged)), rows_violating=0,
         rows=0, message=f"{_describe(first)}{more}",
     )
-    what = "NaN" if first.nan else "Inf"
+    listed = "; ".join(_describe(w) for w in infinite[:MAX_LISTED]) + _more(infinite)
+    also = [f"also infinite (allowed on their own where the outputs stay distributions): {listed}"] if infinite else []
     return SoftmaxReport(
         model_name=adapter.name, passed=False, examples=0, rows=0, worst_error=float("nan"),
         tolerance=float("nan"), dtype="", violations=[violation],
-        diagnosis=[*(_describe(w) for w in bad[:MAX_LISTED]), _advice()],
+        diagnosis=[*(_describe(w) for w in diverged[:MAX_LISTED]), *also, _advice()],
         layer_at_fault=f"{first.layer_path} ({first.layer_class})",
-        cause=f"non-finite weights: {first.variable} holds {what}",
+        cause=f"non-finite weights: {first.variable} holds NaN",
         fix="retrain (lower the learning rate, clip gradients) or load a checkpoint from before it diverged",
     )
 
@@ -53,8 +96,13 @@ def _describe(weight: NonFiniteWeight) -> str:
             f"of {weight.size} values")
 
 
+def _more(weights: list[NonFiniteWeight]) -> str:
+    hidden = len(weights) - MAX_LISTED
+    return f"; {hidden} more variable{'s' if hidden > 1 else ''}" if hidden > 0 else ""
+
+
 def _advice() -> str:
-    return ("weights are checked before any input is tried, because the forward pass can hide them "
+    return ("weights holding NaN are checked before any input is tried, because the forward pass can hide them "
             "(TensorFlow's fused MatMul+ReLU turns NaN into 0, as model.predict does): training diverged "
             "(lower the learning rate, clip gradients, look for log(0) or a division by zero in the loss) or "
             "the model was saved after it did; retrain or load a checkpoint from before")

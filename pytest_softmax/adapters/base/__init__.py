@@ -204,11 +204,37 @@ class NonFiniteWeight:
 @runtime_checkable
 class WeightInspecting(Protocol):
     """Optional: the model's variables can be read before the search, so
-    that a diverged weight fails the check whatever the forward pass shows
-    (TensorFlow's fused MatMul+ReLU turns a NaN kernel's output into 0)."""
+    that a diverged (NaN) weight fails the check whatever the forward pass
+    shows (TensorFlow's fused MatMul+ReLU turns a NaN kernel's output into
+    0); infinite-only variables are left to the outputs, and named in the
+    report."""
 
     def nonfinite_weights(self) -> list[NonFiniteWeight]:
         """Every trainable or non-trainable variable holding NaN/Inf."""
+        ...
+
+
+@runtime_checkable
+class EagerComparing(Protocol):
+    """Optional: the forward the check runs is compiled (a ``tf.function``,
+    ``jax.jit``) and the model can also be run as ``model(x)`` runs it.  A
+    compiled graph can compute otherwise: TensorFlow's fused
+    MatMul+BiasAdd+Relu turns NaN into 0, so ``model(x)`` may return NaN
+    where the compiled forward returns tidy rows."""
+
+    def eager_forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """``model(x)``'s outputs on one batch; ``None`` when the check's own
+        forward already is that call (nothing to compare)."""
+        ...
+
+    def compiled_description(self) -> str:
+        """How the check's forward is compiled, for messages (``tf.function
+        over the input signature``)."""
+        ...
+
+    def eager_probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        """Every layer call's output on one batch, run as ``model(x)`` runs
+        (so a layer's NaN that the compiled graph hides is seen)."""
         ...
 
 

@@ -25,6 +25,11 @@ PASSTHROUGH = "passthrough"  # shape-only or inactive in inference: looked throu
 CONTAINER = "container"      # a nested model used as a layer
 OTHER = "other"
 
+# What a layer variable is for, as the adapter knows it: the diagnosis reads
+# the values of such variables for the reason a layer made NaN.
+VARIANCE_STATISTIC = "variance statistic"  # stored statistics under a square root (moving_variance)
+POSITIVE_PARAMETER = "positive parameter"  # a scale or temperature, meant > 0 (under a log, root or division)
+
 
 @dataclass(frozen=True)
 class LayerSite:
@@ -89,6 +94,28 @@ class LayerSite:
         return self.activation or "-"
 
 
+@dataclass(frozen=True)
+class VariableSummary:
+    """What one of a layer's variables holds, in counts: enough for the
+    diagnosis to name a NaN or Inf entry, a negative variance statistic or
+    a scale that is not positive.  ``role`` is what the adapter knows the
+    variable is for (``VARIANCE_STATISTIC``, ``POSITIVE_PARAMETER``, or
+    "" for an ordinary weight)."""
+
+    name: str
+    size: int
+    nan: int = 0
+    inf: int = 0
+    negative: int = 0  # finite values below 0
+    zero: int = 0
+    minimum: float = float("nan")  # the smallest finite value
+    role: str = ""
+
+    @property
+    def nonfinite(self) -> int:
+        return self.nan + self.inf
+
+
 @dataclass
 class LayerRecord:
     """A layer call and what it produced on the probed batch."""
@@ -103,6 +130,9 @@ class LayerRecord:
     # ``softmax_input``) or "exp".
     softmax_input: np.ndarray | None = None
     softmax_op: str = ""
+    # The layer's own variables as they were when it ran (filled by the
+    # probe that explains a failure; empty elsewhere).
+    variables: tuple[VariableSummary, ...] = ()
 
     @property
     def nonfinite(self) -> int:

@@ -337,7 +337,35 @@ class KerasModelAdapter:
     # Per-layer probing (probe.py): traced only when a failure needs
     # explaining or the model has softmax sites inside it.
     def probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        from .weights import attach_variables
+
         result: ProbeResult = self._probe().run(inputs)
+        attach_variables(self.model, result.records)  # as they are now: the diagnosis reads why a layer made NaN
+        return result
+
+    def eager_forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        if self._inputs is None or backends.backend_name() == "torch":  # torch's forward is the eager call
+            return None
+        runner = self.model_forward()
+        if runner.form == backends.EAGER:
+            return None
+        dtypes = [dtype for _, dtype in self.signature()]
+        return runner.backend.eager(self.model, runner.run)(backends.feed_arrays(inputs, dtypes))
+
+    def compiled_description(self) -> str:
+        runner = self.model_forward()
+        if runner.form == backends.PER_SHAPE:
+            return f"{runner.backend.compiled_description}, traced per concrete shape"
+        return runner.backend.compiled_description
+
+    def eager_probe(self, inputs: Sequence[np.ndarray]) -> ProbeResult:
+        """The recorder inside the eager call, on every backend (the
+        ``tf.function`` probe would compute as the compiled forward does)."""
+        from .recording import BackendProbe
+        from .weights import attach_variables
+
+        result: ProbeResult = BackendProbe(self).run(inputs)
+        attach_variables(self.model, result.records)
         return result
 
     def _probe(self) -> Any:

@@ -30,6 +30,9 @@ class _Snapshot:
     functions_run_eagerly: bool
     python_random: Any
     numpy_random: Any
+    # keras.random's global generator (None: not created yet), whose state
+    # is among ``variables`` when it exists.
+    keras_seed_generator: Any
     variables: list[tuple[Any, np.ndarray]]
 
 
@@ -49,6 +52,9 @@ def _variables_of(model: Any) -> list[Any]:
     return found
 
 
+GLOBAL_SEED_GENERATOR = "global_seed_generator"  # Keras' name in its global state
+
+
 def _keras_global_seed_generator() -> Any:
     """The generator behind ``keras.random.*(seed=None)``, if one exists
     (looking it up must not create it)."""
@@ -56,7 +62,21 @@ def _keras_global_seed_generator() -> Any:
         from keras.src.backend.common import global_state
     except ImportError:
         return None
-    return global_state.get_global_attribute("global_seed_generator")
+    return global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+
+
+def _put_back_global_seed_generator(before: Any) -> None:
+    """Keras creates its global generator on the first unseeded draw (from
+    Python's ``random``, restored too), right after
+    ``keras.utils.set_random_seed`` removes it.  One the model created
+    during the check would be left behind already advanced, and the user's
+    next ``keras.random`` draw would differ from a run without the check:
+    drop it, so the next draw creates it afresh, as it would have."""
+    if _keras_global_seed_generator() is before:
+        return
+    from keras.src.backend.common import global_state
+
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, before)
 
 
 def _on_tensorflow() -> bool:
@@ -92,6 +112,7 @@ def _take(model: Any) -> _Snapshot:
         functions_run_eagerly=_functions_run_eagerly(),
         python_random=random.getstate(),
         numpy_random=np.random.get_state(),
+        keras_seed_generator=_keras_global_seed_generator(),
         variables=[(v, _value(v)) for v in _variables_of(model)],
     )
 
@@ -113,6 +134,7 @@ def _restore(snapshot: _Snapshot) -> None:
         tf.config.run_functions_eagerly(snapshot.functions_run_eagerly)
     random.setstate(snapshot.python_random)
     np.random.set_state(snapshot.numpy_random)
+    _put_back_global_seed_generator(snapshot.keras_seed_generator)
     for variable, value in snapshot.variables:
         if not np.array_equal(_value(variable), value, equal_nan=True):
             variable.assign(value)

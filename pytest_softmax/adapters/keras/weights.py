@@ -1,10 +1,15 @@
-"""Non-finite variables of a Keras model, named by the layer that owns them.
+"""A Keras model's variables as the checks need them.
 
-Read once per check, before the search: a kernel holding NaN after a
-diverged training run can be hidden by the forward pass itself (TensorFlow
-fuses MatMul+BiasAdd+ReLU in graph mode, and the fused kernel turns NaN
-into 0, as ``model.predict`` does), so the outputs alone cannot be trusted
-to show it.
+Non-finite variables, named by the layer that owns them, are read once per
+check, before the search: a kernel holding NaN after a diverged training
+run can be hidden by the forward pass itself (TensorFlow fuses
+MatMul+BiasAdd+ReLU in graph mode, and the fused kernel turns NaN into 0,
+as ``model.predict`` does), so the outputs alone cannot be trusted to show
+it.  (Whether an infinite value fails the check is the engine's call.)
+
+When a failure is explained, the probe also summarizes each probed layer's
+variables (:func:`variable_summaries`): the diagnosis reads there why a
+layer fed finite inputs made NaN (a negative ``moving_variance``).
 """
 
 from __future__ import annotations
@@ -13,9 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ..base.arrays import can_be_nonfinite
 from ..base import NonFiniteWeight
+from ..base.arrays import can_be_nonfinite
+from ..base.records import POSITIVE_PARAMETER, VARIANCE_STATISTIC, LayerRecord, VariableSummary
 from .probe import layer_paths
+
+# Variables meant to stay positive, by their name in a layer: a learned
+# scale or temperature taken under a log, a root or a division.
+POSITIVE_NAMES = frozenset({"scale", "temperature", "std", "stddev", "sigma"})
 
 
 def nonfinite_weights(model: Any) -> list[NonFiniteWeight]:
@@ -52,6 +62,65 @@ def nonfinite_saved_variables(loaded: Any) -> list[NonFiniteWeight]:
         if problem is not None:
             found.append(problem)
     return found
+
+
+def attach_variables(model: Any, records: list[LayerRecord]) -> None:
+    """Fill each record's ``variables`` from the layer that made it (a
+    layer called twice, ``path#2``, has the same variables)."""
+    layers = dict(layer_paths(model))
+    for record in records:
+        layer = layers.get(record.site.path.split("#", 1)[0])
+        if layer is not None and not _is_model(layer):
+            record.variables = variable_summaries(layer)
+
+
+def _is_model(layer: Any) -> bool:
+    import keras
+
+    return isinstance(layer, keras.Model)
+
+
+def variable_summaries(layer: Any) -> tuple[VariableSummary, ...]:
+    """What each float variable of ``layer`` holds, in counts."""
+    summaries = []
+    for variable in getattr(layer, "weights", []):
+        values = _values(variable)
+        if values is None:
+            continue
+        widened = values.astype(np.float64)
+        finite = widened[np.isfinite(widened)]
+        name = str(getattr(variable, "name", None) or "variable")
+        summaries.append(VariableSummary(
+            name=name, size=int(values.size), nan=int(np.isnan(widened).sum()), inf=int(np.isinf(widened).sum()),
+            negative=int((finite < 0).sum()), zero=int((finite == 0).sum()),
+            minimum=float(finite.min()) if finite.size else float("nan"), role=_role(layer, name),
+        ))
+    return tuple(summaries)
+
+
+def _role(layer: Any, name: str) -> str:
+    """What a variable is for, where Keras' layers (or its name) say it."""
+    import keras
+
+    if isinstance(layer, keras.layers.BatchNormalization) and name == "moving_variance":
+        return VARIANCE_STATISTIC
+    if "variance" in name:  # keras.layers.Normalization's 'variance', a custom layer's running variance
+        return VARIANCE_STATISTIC
+    return POSITIVE_PARAMETER if name.lower() in POSITIVE_NAMES else ""
+
+
+def _values(variable: Any) -> np.ndarray | None:
+    """A float variable's values as numpy; ``None`` for other dtypes or an
+    unreadable variable."""
+    import keras
+
+    from .numpy_values import to_numpy
+
+    try:
+        values = to_numpy(variable.value if isinstance(variable, keras.Variable) else variable)
+    except Exception:  # noqa: BLE001 - a variable that cannot be read says nothing
+        return None
+    return values if can_be_nonfinite(values.dtype) and values.size else None
 
 
 def _check(variable: Any, path: str, layer_class: str, trainable: bool,

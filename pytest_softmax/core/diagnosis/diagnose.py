@@ -22,7 +22,7 @@ Rules, in the order they are tried:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -41,8 +41,11 @@ LOW_PRECISION = ("float16", "bfloat16")
 
 
 def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Sequence[np.ndarray] | None,
-             sites: SiteChecker | None = None) -> None:
-    """Explain ``report``'s first violation (if any) in place."""
+             sites: SiteChecker | None = None, *,
+             probe: Callable[[Sequence[np.ndarray]], ProbeResult] | None = None) -> None:
+    """Explain ``report``'s first violation (if any) in place; ``probe``
+    replaces the adapter's own (the eager probe, where the compiled one
+    would hide the NaN)."""
     if sites is not None and report.passed:
         report.notes.extend(sites.notes())
     if report.passed or not report.violations or failing_inputs is None:
@@ -65,7 +68,7 @@ def diagnose(adapter: ModelAdapter, report: SoftmaxReport, failing_inputs: Seque
         )
         return
     try:
-        result = adapter.probe(_probe_rows(failing_inputs, first))
+        result = (probe or adapter.probe)(_probe_rows(failing_inputs, first))
     except Exception as exc:  # noqa: BLE001 - explaining must never hide the failure itself
         report.notes.append(f"the per-layer probe failed ({type(exc).__name__}: {exc}); no layer diagnosis")
         return
