@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import pytest
 
-from .json_report import replace_atomically, report_path_problem, shared_with
+from .json_report import SessionEndFile, report_path_problem, shared_with
 from .records import FAILED, REPORT_ATTRIBUTE, collected, is_worker
 
 HTML_HELP = (
@@ -88,40 +89,25 @@ def is_own_page(path: Path) -> bool:
     return GENERATOR in head
 
 
-class HtmlReport:
+class HtmlReport(SessionEndFile):
     """Writes the page at the end of the session (on the controller only)."""
 
-    def __init__(self, config: pytest.Config, path: Path) -> None:
-        self.config = config
-        self.path = path
-        self.written = False
-        self.refused: str | None = None
+    option = "--softmax-html"
+    what = "page"
+    kind = "a pytest-softmax HTML report"
+    summary = "softmax html report"
 
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        # Checked again now: a file another tool wrote here during the run
-        # is the user's, not ours to overwrite.
-        if self.path.exists() and not is_own_page(self.path):
-            self.refused = (
-                f"pytest-softmax: --softmax-html {self.path}: a file that is not a pytest-softmax HTML report "
-                "appeared there during the run; it was left as it is and the page was NOT written: give the "
-                "page a path no other tool writes"
-            )
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
-            return
+    def is_own(self, path: Path) -> bool:
+        return is_own_page(path)
+
+    def render(self, exit_status: int) -> Callable[[TextIO], None]:
         from ..core.html_report import build_page
 
         page = build_page(
             collected(self.config), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            exit_status=int(exitstatus), generator=GENERATOR,
+            exit_status=exit_status, generator=GENERATOR,
         )
-        replace_atomically(self.path, lambda handle: _write(handle, page))
-        self.written = True
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.written:
-            terminalreporter.write_sep("-", f"softmax html report: {self.path}")
-        elif self.refused:
-            terminalreporter.write_line(self.refused, red=True, bold=True)
+        return lambda handle: _write(handle, page)
 
 
 def _write(handle: TextIO, text: str) -> None:

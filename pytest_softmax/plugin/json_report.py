@@ -180,11 +180,15 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write next to ``path`` then rename over it: readers see the old file
     or the whole new one, never a prefix."""
 
+    replace_atomically(path, _dumper(document))
+
+
+def _dumper(document: dict[str, Any]) -> Callable[[TextIO], None]:
     def dump(handle: TextIO) -> None:
         json.dump(document, handle, indent=2, allow_nan=False)
         handle.write("\n")
 
-    replace_atomically(path, dump)
+    return dump
 
 
 def replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
@@ -208,8 +212,16 @@ def replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
         raise
 
 
-class JsonReport:
-    """Writes the document at the end of the session (on the controller only)."""
+class SessionEndFile:
+    """A report file written at the end of the session, on the controller
+    only, atomically, and never over a file another tool put at its path
+    during the run.  Subclasses say what they write and how they recognise
+    their own file."""
+
+    option = ""  # the flag, for messages
+    what = ""  # "report", "page"
+    kind = ""  # "a pytest-softmax report", for the refusal
+    summary = ""  # the summary line's label
 
     def __init__(self, config: pytest.Config, path: Path) -> None:
         self.config = config
@@ -217,24 +229,45 @@ class JsonReport:
         self.written = False
         self.refused: str | None = None
 
+    def is_own(self, path: Path) -> bool:
+        raise NotImplementedError
+
+    def render(self, exit_status: int) -> Callable[[TextIO], None]:
+        """What fills the file, as a function of the open handle."""
+        raise NotImplementedError
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # Checked again now: a file another tool created (or replaced) at
         # this path during the run is the user's, not ours to overwrite.
-        if self.path.exists() and not is_own_report(self.path):
+        if self.path.exists() and not self.is_own(self.path):
             self.refused = (
-                f"pytest-softmax: --softmax-report {self.path}: a file that is not a pytest-softmax report "
-                "appeared there during the run; it was left as it is and the report was NOT written: "
-                "give the report a path no other tool writes"
+                f"pytest-softmax: {self.option} {self.path}: a file that is not {self.kind} appeared there "
+                f"during the run; it was left as it is and the {self.what} was NOT written: give the "
+                f"{self.what} a path no other tool writes"
             )
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-        document = build(collected(self.config), settings_document(session_settings(self.config), self.config),
-                         int(exitstatus))
-        write_atomic(self.path, document)
+        replace_atomically(self.path, self.render(int(exitstatus)))
         self.written = True
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.written:
-            terminalreporter.write_sep("-", f"softmax report: {self.path}")
+            terminalreporter.write_sep("-", f"{self.summary}: {self.path}")
         elif self.refused:
             terminalreporter.write_line(self.refused, red=True, bold=True)
+
+
+class JsonReport(SessionEndFile):
+    """Writes the document at the end of the session (on the controller only)."""
+
+    option = "--softmax-report"
+    what = "report"
+    kind = "a pytest-softmax report"
+    summary = "softmax report"
+
+    def is_own(self, path: Path) -> bool:
+        return is_own_report(path)
+
+    def render(self, exit_status: int) -> Callable[[TextIO], None]:
+        return _dumper(build(collected(self.config),
+                             settings_document(session_settings(self.config), self.config), exit_status))
