@@ -75,7 +75,7 @@ class TorchModuleAdapter:
         self._specs: list[Any] = []
         self._site_shapes: dict[str, tuple[int | None, ...]] = {}
         self._state: state.SavedState | None = None
-        self._fed = ""
+        self._fed: list[torch.Tensor] = []  # the last batch fed, described only when forward raises
         self._modules: ModuleIndex | None = None
         self._checked: set[str] | None = None
 
@@ -220,8 +220,7 @@ class TorchModuleAdapter:
 
     def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         assert self._signature is not None
-        tensors = self._tensors(inputs)
-        self._fed = self._signature.describe_fed(tensors)
+        tensors = self._fed = self._tensors(inputs)
         with torch.inference_mode():
             result = self._signature.call(self.module, tensors)
         return self._flat_numpy(result)
@@ -236,8 +235,7 @@ class TorchModuleAdapter:
 
     def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
         assert self._signature is not None
-        tensors = self._tensors(inputs)
-        self._fed = self._signature.describe_fed(tensors)
+        tensors = self._fed = self._tensors(inputs)
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
         with torch.no_grad(), recording_backends(), recorder:
             result = self._signature.call(self.module, tensors)
@@ -279,7 +277,8 @@ class TorchModuleAdapter:
 
     def explain_error(self, exc: BaseException) -> ModelFailure:
         message = _first_line(exc)
-        fed = f" (fed {self._fed})" if self._fed else ""
+        described = self._signature.describe_fed(self._fed) if self._signature is not None and self._fed else ""
+        fed = f" (fed {described})" if described else ""
         memory = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
         return ModelFailure(f"{message}{fed}", out_of_memory=memory)
 
