@@ -8,6 +8,14 @@ so the recorder is entered only while a module that called a softmax on the
 or raises.  Every softmax call inside those modules is still recorded, in
 the same order, under the same paths.  A softmax in the model's own
 ``forward`` (the root) makes the whole pass recorded, as before.
+
+The one difference from recording everything: a softmax that only some
+inputs reach, in a module that called none on the example (a branch the
+example did not take), is not seen by the search's pass; the outputs are
+still checked, and the diagnosis probe still records every op.  The ops
+saved are the model's outside those modules (for ``nn.TransformerEncoder``
+the embedding, feed-forward blocks, norms and head: about a quarter of them,
+since attention itself is most of the ops).
 """
 
 from __future__ import annotations
