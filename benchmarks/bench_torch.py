@@ -14,6 +14,13 @@ Usage::
 
     python benchmarks/bench_torch.py            # N = 100, R = 5
     python benchmarks/bench_torch.py --quick    # N = 30, R = 3
+    python benchmarks/bench_torch.py --threads 1  # torch's intra-op threads, for check and floor alike
+
+On a loaded machine, torch's intra-op threads stall: a forward waits for a
+worker the scheduler has not run yet.  The check feeds one batch, then
+works in Python (generating the next), so its workers sleep and wake on
+every example, while the floor calls the model back to back; ``--threads
+1`` takes that waiting out of both sides, to show what is the adapter's.
 """
 
 from __future__ import annotations
@@ -153,7 +160,10 @@ def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for the whole run")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     examples, repeats = (30, 3) if args.quick else (100, 5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")

@@ -33,6 +33,7 @@ from . import signature as signatures
 from . import state
 from .convert import to_numpy, to_tensor
 from .recording import ModuleIndex, OpRecorder, SiteRecorder, recording_backends
+from .scope import recording_inside, scoped_modules
 
 
 @dataclass
@@ -75,9 +76,10 @@ class TorchModuleAdapter:
         self._specs: list[Any] = []
         self._site_shapes: dict[str, tuple[int | None, ...]] = {}
         self._state: state.SavedState | None = None
-        self._fed = ""
+        self._fed: list[torch.Tensor] = []  # the last batch fed, described only when forward raises
         self._modules: ModuleIndex | None = None
         self._checked: set[str] | None = None
+        self._scope: list[torch.nn.Module] | None = None  # where the search's pass records (None: everywhere)
 
     def _index(self) -> ModuleIndex:
         """The module paths, walked once (every example of the site pass names its calls)."""
@@ -158,6 +160,8 @@ class TorchModuleAdapter:
             signature.notes.append(f"outputs that are not tensors are not checked: {', '.join(skipped)}")
         self._sites = [c.site for c in recorder.calls if c.site.path not in produced]
         self._site_shapes = {c.site.path: c.site.shape for c in recorder.calls if c.site.shape is not None}
+        index = self._index()
+        self._scope = scoped_modules(self.module, index.root_name, [s.name for s in self._sites])
         return recorder
 
     def _embedding_inputs(self, signature: signatures.Signature, recorder: OpRecorder) -> dict[int, tuple[int, str]]:
@@ -220,8 +224,7 @@ class TorchModuleAdapter:
 
     def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         assert self._signature is not None
-        tensors = self._tensors(inputs)
-        self._fed = self._signature.describe_fed(tensors)
+        tensors = self._fed = self._tensors(inputs)
         with torch.inference_mode():
             result = self._signature.call(self.module, tensors)
         return self._flat_numpy(result)
@@ -236,10 +239,9 @@ class TorchModuleAdapter:
 
     def forward_with_sites(self, inputs: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[LayerRecord]]:
         assert self._signature is not None
-        tensors = self._tensors(inputs)
-        self._fed = self._signature.describe_fed(tensors)
+        tensors = self._fed = self._tensors(inputs)
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
-        with torch.no_grad(), recording_backends(), recorder:
+        with torch.no_grad(), recording_backends(), recording_inside(recorder, self._scope):
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
         if self._checked is None:  # the outputs judged by the output check, not as sites
@@ -279,7 +281,8 @@ class TorchModuleAdapter:
 
     def explain_error(self, exc: BaseException) -> ModelFailure:
         message = _first_line(exc)
-        fed = f" (fed {self._fed})" if self._fed else ""
+        described = self._signature.describe_fed(self._fed) if self._signature is not None and self._fed else ""
+        fed = f" (fed {described})" if described else ""
         memory = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
         return ModelFailure(f"{message}{fed}", out_of_memory=memory)
 
