@@ -33,7 +33,6 @@ from . import signature as signatures
 from . import state
 from .convert import to_numpy, to_tensor
 from .recording import ModuleIndex, OpRecorder, SiteRecorder, recording_backends
-from .scope import recording_inside, scoped_modules
 
 
 @dataclass
@@ -79,7 +78,6 @@ class TorchModuleAdapter:
         self._fed: list[torch.Tensor] = []  # the last batch fed, described only when forward raises
         self._modules: ModuleIndex | None = None
         self._checked: set[str] | None = None
-        self._scope: list[torch.nn.Module] | None = None  # where the search's pass records (None: everywhere)
 
     def _index(self) -> ModuleIndex:
         """The module paths, walked once (every example of the site pass names its calls)."""
@@ -160,8 +158,6 @@ class TorchModuleAdapter:
             signature.notes.append(f"outputs that are not tensors are not checked: {', '.join(skipped)}")
         self._sites = [c.site for c in recorder.calls if c.site.path not in produced]
         self._site_shapes = {c.site.path: c.site.shape for c in recorder.calls if c.site.shape is not None}
-        index = self._index()
-        self._scope = scoped_modules(self.module, index.root_name, [s.name for s in self._sites])
         return recorder
 
     def _embedding_inputs(self, signature: signatures.Signature, recorder: OpRecorder) -> dict[int, tuple[int, str]]:
@@ -241,7 +237,7 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._fed = self._tensors(inputs)
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
-        with torch.no_grad(), recording_backends(), recording_inside(recorder, self._scope):
+        with torch.no_grad(), recording_backends(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
         if self._checked is None:  # the outputs judged by the output check, not as sites
