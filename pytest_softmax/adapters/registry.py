@@ -168,8 +168,12 @@ def adapt_factory_file(reference: FactoryReference, *, safe_mode: bool = True) -
 def _is_model(value: object) -> bool:
     from .base import ModelAdapter
 
-    return (isinstance(value, (str, os.PathLike, ModelAdapter))
-            or any(f.is_model_object(value) for f in FRAMEWORKS))
+    if isinstance(value, (str, os.PathLike, ModelAdapter)):
+        return True
+    # Asked of the framework the object belongs to: on Keras' torch backend a
+    # Keras layer is also a torch.nn.Module, but it is not a model.
+    framework = _object_framework(value)
+    return framework is not None and framework.is_model_object(value)
 
 
 def runtime_description() -> str:
