@@ -214,3 +214,85 @@ def test_a_long_model_keeps_one_mark_per_layer_and_labels_only_the_fault_and_the
     assert len(marks(svg, "layer-mark")) == 60
     assert [t.text for t in marks(svg, "label")] == ["net/attention", "net/broken"]
     assert float(svg.get("width", "0")) <= 1000 + 1  # the plot fits a page; more layers scroll
+
+
+def _box(svg: ET.Element) -> tuple[float, float]:
+    _, _, width, height = (float(v) for v in svg.get("viewBox", "").split())
+    assert float(svg.get("width", "nan")) == width and float(svg.get("height", "nan")) == height
+    return width, height
+
+
+def _rects(svg: ET.Element) -> list[ET.Element]:
+    return [n for n in svg.iter() if n.tag == f"{SVG}rect"]
+
+
+@pytest.mark.parametrize("profile", [PROFILE, [layer(f"net/l{i}", 2.0 ** (i % 9 - 4)) for i in range(60)]],
+                         ids=["five layers", "sixty layers"])
+def test_every_mark_is_drawn_inside_the_picture_with_a_positive_size(profile: list[LayerProfile]) -> None:
+    """What a person sees: nothing drawn off the canvas or upside down."""
+    svg = chart_of(profile)
+    width, height = _box(svg)
+    plot = marks(svg, "plot")[0]
+    plot_right = float(plot.get("x", "nan")) + float(plot.get("width", "nan"))
+    assert plot_right < width  # room on the right for the tolerance label
+    for rect in _rects(svg):
+        x, y = float(rect.get("x", "nan")), float(rect.get("y", "nan"))
+        w, h = float(rect.get("width", "nan")), float(rect.get("height", "nan"))
+        assert w > 0 and h >= 0, ET.tostring(rect)
+        assert 0 <= x and x + w <= width and 0 <= y and y + h <= height, ET.tostring(rect)
+    for bar in marks(svg, "layer-mark"):
+        # Bars stand on the plot's floor, inside its columns.
+        assert float(bar.get("x", "nan")) >= float(plot.get("x", "nan"))
+        assert float(bar.get("x", "nan")) + float(bar.get("width", "nan")) <= plot_right
+        bottom = float(bar.get("y", "nan")) + float(bar.get("height", "nan"))
+        assert bottom == pytest.approx(float(plot.get("y", "nan")) + float(plot.get("height", "nan")), abs=0.06)
+    for text in (n for n in svg.iter() if n.tag == f"{SVG}text"):
+        assert 0 <= float(text.get("x", "nan")) <= width and 0 <= float(text.get("y", "nan")) <= height
+
+
+def test_marks_and_labels_are_centred_on_their_own_bar() -> None:
+    svg = chart_of(PROFILE)
+    centre = {b.get("data-layer"): float(b.get("x", "nan")) + float(b.get("width", "nan")) / 2
+              for b in marks(svg, "layer-mark")}
+    for site in marks(svg, "site-mark"):  # a diamond: four points around its centre
+        points = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", site.get("d", ""))]
+        xs = points[0::2]
+        assert (min(xs) + max(xs)) / 2 == pytest.approx(centre[site.get("data-layer")], abs=0.06)
+        assert min(xs) < max(xs)
+    labels = [t for t in marks(svg, "label")]
+    assert [float(t.get("x", "nan")) for t in labels] == pytest.approx([centre[p.name] for p in PROFILE], abs=0.06)
+    strip = marks(svg, "strip")[0]
+    strip_bottom = float(strip.get("y", "nan")) + float(strip.get("height", "nan"))
+    assert all(float(t.get("y", "nan")) > strip_bottom for t in labels)  # labels under the NaN/Inf strip
+
+
+@pytest.mark.parametrize(("ratio", "verdict"), [(1.5, "over"), (1.0, "within"), (0.5, "within")])
+def test_a_softmax_site_is_over_as_soon_as_it_passes_the_tolerance(ratio: float, verdict: str) -> None:
+    svg = chart_of([layer("net/attention", ratio, site=True), layer("net/head", 3.0, fault=True)])
+    (site,) = (m for m in marks(svg, "layer-mark") if m.get("data-layer") == "net/attention")
+    assert verdict in classes(site)
+
+
+def test_a_zero_tolerance_draws_no_ratio_and_a_full_share_is_the_strip_height() -> None:
+    zero = LayerProfile(name="net/x", layer_class="Dense", max_error=1e-3, tolerance=0.0, nonfinite=0, values=4,
+                        softmax_site=False, at_fault=True)
+    svg = chart_of([zero, layer("net/nan", float("nan"), nonfinite=40, values=40)])
+    assert "unknown" in classes(marks(svg, "layer-mark")[0])  # no ratio to a zero tolerance
+    (strip,) = marks(svg, "nonfinite-mark")
+    assert float(strip.get("height", "nan")) == pytest.approx(STRIP_HEIGHT, abs=0.06)
+
+
+def test_histogram_counts_sit_over_their_own_bars() -> None:
+    svg = svg_of(margin_histogram([5, 0, 3, 0, 0, 0, 0, 1], "rows"))
+    width, height = _box(svg)
+    bars = marks(svg, "bin-mark")
+    counts = marks(svg, "count")
+    assert len(counts) == len(bars) == 8
+    assert [c.text for c in counts] == ["5", "0", "3", "0", "0", "0", "0", "1"]
+    for bar, count in zip(bars, counts):
+        assert float(count.get("x", "nan")) == pytest.approx(
+            float(bar.get("x", "nan")) + float(bar.get("width", "nan")) / 2, abs=0.6)
+        assert float(count.get("y", "nan")) < float(bar.get("y", "nan"))  # above its bar
+    for rect in _rects(svg):
+        x, w = float(rect.get("x", "nan")), float(rect.get("width", "nan"))
+        assert 0 <= x and x + w <= width
