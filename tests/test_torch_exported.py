@@ -9,8 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import FULL_INSTALL, needs
 
-torch = pytest.importorskip("torch", reason='PyTorch is not installed: pip install -e ".[test,torch]"')
+pytestmark = needs("torch")  # CI's full leg selects these by needs_extra
+torch = pytest.importorskip("torch", reason=f"torch is not installed (an optional extra): {FULL_INSTALL}")
 
 import torch_zoo  # noqa: E402
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import FULL_INSTALL, needs
 
-torch = pytest.importorskip("torch", reason='PyTorch is not installed: pip install -e ".[test,torch]"')
+pytestmark = needs("torch")  # CI's full leg selects these by needs_extra
+torch = pytest.importorskip("torch", reason=f"torch is not installed (an optional extra): {FULL_INSTALL}")
 
 import torch_zoo
 
@@ -75,7 +77,7 @@ HF_MODELS = {"bert", "gpt2", "vit"}
 @pytest.mark.parametrize("case", sorted(torch_zoo.HEALTHY))
 def test_healthy_architectures_pass_under_every_seed(case: str, seed: int, healthy_models: dict[str, Any]) -> None:
     if case in HF_MODELS:
-        pytest.importorskip("transformers", reason='transformers is not installed: pip install -e ".[test,torch]"')
+        pytest.importorskip("transformers", reason=f"transformers is not installed: {FULL_INSTALL}")
     factory, example, options = torch_zoo.HEALTHY[case]
     model = healthy_models.setdefault(case, factory())
     report = check_softmax(model, inputs=example, seed=seed, max_examples=15, batch_size=4, **options)
@@ -85,7 +87,7 @@ def test_healthy_architectures_pass_under_every_seed(case: str, seed: int, healt
 
 
 def test_attention_sites_are_named_by_module_path(healthy_models: dict[str, Any]) -> None:
-    pytest.importorskip("transformers", reason='transformers is not installed: pip install -e ".[test,torch]"')
+    pytest.importorskip("transformers", reason=f"transformers is not installed: {FULL_INSTALL}")
     factory, example, _ = torch_zoo.HEALTHY["bert"]
     report = check_softmax(healthy_models.setdefault("bert", factory()), inputs=example, seed=1, max_examples=5,
                            batch_size=4)
@@ -106,7 +108,7 @@ def test_transformer_logits_named_in_outputs_fail_as_logits_not_as_attention(
         healthy_models: dict[str, Any]) -> None:
     """The attention softmax upstream of GPT-2's logits is not what broke them:
     the lm_head makes logits, and the message says so."""
-    pytest.importorskip("transformers", reason='transformers is not installed: pip install -e ".[test,torch]"')
+    pytest.importorskip("transformers", reason=f"transformers is not installed: {FULL_INSTALL}")
     factory, example, _ = torch_zoo.HEALTHY["gpt2"]
     with pytest.raises(SoftmaxInvariantError) as caught:
         check_softmax(healthy_models.setdefault("gpt2", factory()), inputs=example, seed=1, max_examples=5,

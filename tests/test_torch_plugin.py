@@ -7,11 +7,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from helpers import FULL_INSTALL, importing, needs
 
-pytest.importorskip("torch", reason='PyTorch is not installed: pip install -e ".[test,torch]"')
+pytestmark = needs("torch")  # CI's full leg selects these by needs_extra
+pytest.importorskip("torch", reason=f"torch is not installed (an optional extra): {FULL_INSTALL}")
 
 import torch_zoo
-from helpers import importing
 
 torch_zoo.warm_up()
 

@@ -5,8 +5,10 @@ is said in the report; non-finite parameters fail the check by name."""
 from __future__ import annotations
 
 import pytest
+from helpers import FULL_INSTALL, needs
 
-torch = pytest.importorskip("torch", reason='PyTorch is not installed: pip install -e ".[test,torch]"')
+pytestmark = needs("torch")  # CI's full leg selects these by needs_extra
+torch = pytest.importorskip("torch", reason=f"torch is not installed (an optional extra): {FULL_INSTALL}")
 
 from torch import nn  # noqa: E402
 
