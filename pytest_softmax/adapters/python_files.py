@@ -184,7 +184,7 @@ def _suggestions(module: ModuleType, reference: FactoryReference) -> str:
 
 
 def refuse_arguments(factory: Callable[..., object], reference: FactoryReference) -> None:
-    required = _required_parameters(factory)
+    required = required_parameters(factory)  # None: a builtin without a signature, the call decides
     if required:
         raise SoftmaxSetupError(
             f"{reference.label}({', '.join(required)}) takes arguments, and a factory is called with none: "
@@ -193,11 +193,13 @@ def refuse_arguments(factory: Callable[..., object], reference: FactoryReference
         )
 
 
-def _required_parameters(factory: Callable[..., object]) -> list[str]:
+def required_parameters(factory: object) -> list[str] | None:
+    """The parameters a call must fill (no default, not ``*args``/``**kwargs``);
+    None when ``factory`` has no signature Python can read."""
     try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # a builtin without a signature: the call decides
-        return []
+        signature = inspect.signature(factory)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                   inspect.Parameter.KEYWORD_ONLY)
     return [name for name, p in signature.parameters.items()

@@ -9,7 +9,6 @@ module that adapts models, imported only when a check runs.
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,12 +103,7 @@ def _framework_for(model: object) -> Framework:
 
 
 def _takes_no_arguments(factory: Any) -> bool:
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return not any(p.default is inspect.Parameter.empty and p.kind not in (
-        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) for p in parameters)
+    return python_files.required_parameters(factory) == []
 
 
 def _built_by_factory(model: object) -> object:
