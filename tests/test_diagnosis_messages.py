@@ -122,7 +122,9 @@ def test_a_softmax_inside_a_recurrent_cell_is_explained_with_the_sums_seen(
     # The gate scales each row by less than 1: the lowest sum is 1 - the worst error.
     sums = explanation[len(head):-len(tail)].split("-")
     assert sums[0] == f"{1 - report.worst_error:.2f}"
-    assert len(sums) == 1 or float(sums[0]) < float(sums[1]) < 1
+    # The highest sum may be a row the gate left almost whole, but a sum
+    # that misses 1 is never printed as "1.00".
+    assert len(sums) == 1 or float(sums[0]) < float(sums[1]) <= 1
 
 
 def test_a_softmax_over_another_axis_is_explained_with_both_axes() -> None:

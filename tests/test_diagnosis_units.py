@@ -122,3 +122,16 @@ def test_a_mask_input_is_integer_or_holds_only_zeros_and_ones() -> None:
     assert _is_mask(np.array([[0.0, 1.0, 1.0]], "float32"))
     assert not _is_mask(np.array([[0.0, 0.5]], "float32"))
     assert not _is_mask(np.zeros((0, 3), "float32"))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.13, "0.13"), (0.5, "0.50"), (0.997, "0.997"), (1.003, "1.003"), (0.9996, "0.9996"),
+     (0.99996, "1.00"), (1.0, "1.00")],
+)
+def test_a_row_sum_that_misses_one_is_never_printed_as_one(value: float, text: str) -> None:
+    # The recurrent-cell message says "rows sum to <low>-<high> here, not 1":
+    # a gated row at 0.997 printed as "1.00" contradicted it (CI, torch backend).
+    from pytest_softmax.core.diagnosis.rules import _sum_text
+
+    assert _sum_text(value) == text

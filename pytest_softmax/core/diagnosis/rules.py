@@ -13,6 +13,7 @@ returns its line and the cause in a few words.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -237,9 +238,9 @@ def _recurrent(record: LayerRecord) -> Finding:
     if sums is None:
         seen = "rows do not sum to 1"
     elif sums[1] - sums[0] < 0.005:
-        seen = f"rows sum to {sums[0]:.2f} here"
+        seen = f"rows sum to {_sum_text(sums[0])} here"
     else:
-        seen = f"rows sum to {sums[0]:.2f}-{sums[1]:.2f} here"
+        seen = f"rows sum to {_sum_text(sums[0])}-{_sum_text(sums[1])} here"
     how = {
         "GRU": "interpolates it with the previous state (rows can sum below or above 1)",
         "LSTM": "multiplies it by the output gate",
@@ -320,6 +321,16 @@ def _chain(upstream: LayerRecord, cause: LayerRecord, by_path: dict[str, LayerRe
         path = parent[path]
         chain.append(by_path[path])
     return chain
+
+
+def _sum_text(value: float) -> str:
+    """A row sum with two decimals, or up to four when two would print a sum
+    that misses 1 as "1.00" (a gate of 0.997 must not read "1.00, not 1")."""
+    text = f"{value:.2f}"
+    distance = abs(1.0 - value)
+    if text != "1.00" or distance < 1e-4:
+        return text
+    return f"{value:.{min(4, math.ceil(-math.log10(distance)))}f}"
 
 
 def _row_sums(record: LayerRecord) -> tuple[float, float] | None:
