@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 # In-process pytester runs restore sys.modules after each run; numpy and
 # the Keras backend (TensorFlow, JAX or PyTorch, as KERAS_BACKEND says)
 # cannot be imported twice in one process, so import them up front.

@@ -64,8 +64,8 @@ class StandIn:
 
 def run(eager: np.ndarray | Exception | None, compiled: np.ndarray) -> None:
     batch = probe_batch([SPEC], 4)
-    summaries = preflight_summaries([SPEC], batch, probe_recipes([SPEC]))
-    require_same_finiteness(StandIn(eager), [OUTPUT], batch, [compiled], SETTINGS, summaries)
+    require_same_finiteness(StandIn(eager), [OUTPUT], batch, [compiled], SETTINGS,
+                            lambda: preflight_summaries([SPEC], batch, probe_recipes([SPEC])))
 
 
 def test_nan_hidden_by_the_compiled_forward_fails_with_model_x_outputs() -> None:
@@ -143,7 +143,7 @@ def test_the_layer_that_makes_the_hidden_nan_is_found_by_the_eager_probe() -> No
     batch = probe_batch([SPEC], 4)
     with pytest.raises(SoftmaxInvariantError) as raised:
         require_same_finiteness(Probing(NAN_ROWS), [OUTPUT], batch, [UNIFORM], SETTINGS,
-                                preflight_summaries([SPEC], batch, None))
+                                lambda: preflight_summaries([SPEC], batch, None))
     report = raised.value.report
     assert (report.layer_at_fault, report.cause) == (
         "m/bn (BatchNormalization)",
@@ -172,9 +172,10 @@ def test_nan_only_the_compiled_forward_makes_is_probed_compiled() -> None:
     batch = probe_batch([SPEC], 4)
     with pytest.raises(SoftmaxInvariantError) as raised:
         require_same_finiteness(CompiledOnly(UNIFORM), [OUTPUT], batch, [one_bad_row], SETTINGS,
-                                preflight_summaries([SPEC], batch, probe_recipes([SPEC])))
+                                lambda: preflight_summaries([SPEC], batch, probe_recipes([SPEC])))
     report = raised.value.report
     assert report.notes == []  # the probe ran (a failed probe leaves a note)
     assert report.cause == ("negative moving_variance (-0.5) under a square root; only in the compiled forward "
                             "(stand-in jit)")
     assert report.rows == 4 and report.worst_error == 0.0  # as the search reports a NaN batch
+

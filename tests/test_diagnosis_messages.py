@@ -491,3 +491,22 @@ def test_a_nan_the_compiled_path_hides_is_found_and_said() -> None:
 
     (compiled_rows,) = adapt(model).forward([keras.ops.convert_to_numpy(keras.ops.ones((4, 6)))])
     assert (compiled_rows == compiled_rows[0, 0]).all()
+
+
+@pytest.mark.tensorflow_only  # the fused MatMul+BiasAdd+Relu kernel is TensorFlow's
+def test_a_model_checked_again_after_its_weights_change_is_compared_again() -> None:
+    """The eager comparison that agreed is remembered for the model and its
+    weights: a statistic that goes bad between two checks of one model (a
+    session fixture, a test that loads a checkpoint into it) is still caught."""
+    import numpy as np
+
+    model = stale_batch_norm("relu")
+    model.get_layer("bn").moving_variance.assign(np.ones(6, "float32"))
+    assert check_softmax(model, max_examples=5).passed
+    assert check_softmax(model, max_examples=5).passed
+    variance = np.ones(6, "float32")
+    variance[2] = -0.5
+    model.get_layer("bn").moving_variance.assign(variance)
+    with pytest.raises(SoftmaxInvariantError) as raised:
+        check_softmax(model, max_examples=5)
+    assert raised.value.report.cause.endswith("hidden by the compiled forward (tf.function over the input signature)")

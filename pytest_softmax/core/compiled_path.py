@@ -17,7 +17,7 @@ path hides it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,10 +35,12 @@ from .report import InputSummary, SoftmaxReport
 
 def require_same_finiteness(adapter: ModelAdapter, outputs: Sequence[OutputSpec], batch: Sequence[np.ndarray],
                             compiled: Sequence[np.ndarray], settings: CheckSettings,
-                            summaries: list[InputSummary]) -> None:
+                            summaries: Callable[[], list[InputSummary]]) -> None:
     """Raise :class:`SoftmaxInvariantError` when ``model(x)`` and the
     compiled forward disagree on whether an output is finite on ``batch``
-    (``compiled`` holds the compiled forward's outputs on it)."""
+    (``compiled`` holds the compiled forward's outputs on it).  The batch is
+    summarized for the report (``summaries``) only when it fails: for a
+    batch of images that costs as much as a forward pass."""
     if not isinstance(adapter, EagerComparing):
         return
     try:
@@ -52,7 +54,7 @@ def require_same_finiteness(adapter: ModelAdapter, outputs: Sequence[OutputSpec]
         compiled_bad = nonfinite_count(compiled[spec.index])
         if bool(eager_bad) != bool(compiled_bad):
             raise SoftmaxInvariantError(_report(adapter, spec, batch, eager if eager_bad else list(compiled),
-                                                hidden=bool(eager_bad), settings=settings, summaries=summaries))
+                                                hidden=bool(eager_bad), settings=settings, summaries=summaries()))
 
 
 def _report(adapter: ModelAdapter, spec: OutputSpec, batch: Sequence[np.ndarray], outputs: Sequence[np.ndarray],

@@ -21,6 +21,7 @@ from ..settings import CheckSettings, how_to_set
 from ..adapters.base.arrays import as_float64, can_be_nonfinite
 from .compiled_path import preflight_summaries, require_same_finiteness
 from .inputs.recipes import ArrayRecipe, concrete_shape, variable_size_limit
+from .passed_preflights import PassedPreflight
 
 # A length a softmax over a variable axis means something at (at least 2),
 # short enough to stay cheap; a position embedding's length bounds it.
@@ -128,10 +129,15 @@ def preflight(
     search, which reports it as a failure with that input.  With
     ``settings``, the batch is also run once as ``model(x)`` runs it: a
     compiled forward that hides NaN (or makes it) fails the check
-    (:class:`SoftmaxInvariantError`, see :mod:`.compiled_path`)."""
+    (:class:`SoftmaxInvariantError`, see :mod:`.compiled_path`).  A
+    preflight that passed on this model, weights and batch before is not run
+    again (see :mod:`.passed_preflights`)."""
     if given is not None:
         require_finite_inputs(specs, given)
     batch = tuple(given) if given is not None else probe_batch(specs, batch_size)
+    passed = PassedPreflight.of(adapter, outputs, batch, settings.axis) if settings is not None else None
+    if passed is not None and passed.passed_before():
+        return
     first = _first_run(adapter, specs, batch, batch_size, user_given=given is not None)
     if first is None:
         return
@@ -139,8 +145,11 @@ def preflight(
         validate(spec, first[spec.index])
     _require_deterministic(adapter, outputs, first, adapter.forward(batch))
     if settings is not None:
-        summaries = preflight_summaries(specs, batch, None if given is not None else probe_recipes(specs))
-        require_same_finiteness(adapter, outputs, batch, first, settings, summaries)
+        recipes = None if given is not None else probe_recipes(specs)
+        require_same_finiteness(adapter, outputs, batch, first, settings,
+                                lambda: preflight_summaries(specs, batch, recipes))
+    if passed is not None:
+        passed.remember()
 
 
 def _first_run(adapter: ModelAdapter, specs: Sequence[InputSpec], batch: tuple[np.ndarray, ...],

@@ -239,6 +239,21 @@ class EagerComparing(Protocol):
 
 
 @runtime_checkable
+class Fingerprinting(Protocol):
+    """Optional: what the model computes can be summed up, so that a
+    verdict depending on nothing else (the eager comparison on the batch
+    tried before the search) is reached once per model and weights, not on
+    every check of a model that a session checks many times."""
+
+    def fingerprint(self) -> tuple[object, str] | None:
+        """The model object (the engine holds it weakly, so a verdict dies
+        with it) and a digest of every variable's current value, which
+        changes when training or loading changes a weight; ``None`` when
+        either cannot be had."""
+        ...
+
+
+@runtime_checkable
 class SignatureAdopting(Protocol):
     """Optional: a model with no input signature of its own (a subclassed
     model never called) takes one from the test's ``inputs=`` arrays."""

@@ -403,6 +403,11 @@ class KerasModelAdapter:
 
         return nonfinite_weights(self.model)
 
+    def fingerprint(self) -> tuple[object, str] | None:
+        from .weights import weights_digest
+
+        return (self.model, weights_digest(self.model))
+
     def explain_error(self, exc: BaseException) -> ModelFailure:
         return errors.explain(exc)
 

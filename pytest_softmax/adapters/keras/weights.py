@@ -14,6 +14,7 @@ layer fed finite inputs made NaN (a negative ``moving_variance``).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,23 @@ def nonfinite_weights(model: Any) -> list[NonFiniteWeight]:
             if problem is not None:
                 found.append(problem)
     return found
+
+
+def weights_digest(model: Any) -> str:
+    """A digest of every variable's path, shape, dtype and value: equal for
+    two calls exactly when no weight changed in between."""
+    import keras
+
+    from .numpy_values import to_numpy
+
+    # SHA-1 as a change detector (twice blake2b's speed here), not for security.
+    digest = hashlib.sha1(usedforsecurity=False)
+    for variable in getattr(model, "variables", []):
+        values = np.ascontiguousarray(to_numpy(variable.value if isinstance(variable, keras.Variable) else variable))
+        digest.update(f"{getattr(variable, 'path', getattr(variable, 'name', ''))}|{values.shape}|{values.dtype}|"
+                      .encode())
+        digest.update(values.reshape(-1).view(np.uint8).data)
+    return digest.hexdigest()
 
 
 def nonfinite_saved_variables(loaded: Any) -> list[NonFiniteWeight]:

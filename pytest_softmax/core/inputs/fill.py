@@ -21,7 +21,7 @@ input can be rebuilt exactly from its one-line description.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -87,15 +87,19 @@ def float_values(
     elif pattern == "constant":
         flat = np.full(size, max(-limit, min(limit, (1.0 + offset) * scale)), dtype=work)
     else:
-        flat, largest_base = _base_pattern(pattern, size, work, seed, rows)
+        # Offset, scale and clip go on the pattern's values before a random
+        # block is tiled over millions of positions: the same values, each
+        # computed once per block rather than once per position.
+        values, largest_base, tile = _base_pattern(pattern, size, work, seed)
         if offset:
-            flat += offset
+            values += offset
         if scale != 1.0:
-            flat *= scale
-        # A pass over millions of values is skipped when no value can exceed
-        # the limit, which is the common case (every magnitude but the largest).
+            values *= scale
+        # A pass is skipped when no value can exceed the limit, which is the
+        # common case (every magnitude but the largest).
         if (largest_base + abs(offset)) * abs(scale) > limit:
-            np.clip(flat, -limit, limit, out=flat)
+            np.clip(values, -limit, limit, out=values)
+        flat = tile(values, rows) if tile is not None else values
     if size:
         for position, value in spikes:
             flat[position % size] = max(-limit, min(limit, value))
@@ -109,26 +113,33 @@ def _one_per_row(flat: np.ndarray, rows: int, position: int, value: float) -> No
         flat.reshape(max(rows, 1), row_length)[:, position % row_length] = value
 
 
-def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: int,
-                  rows: int) -> tuple[np.ndarray, float]:
-    """The pattern's values before offset and scale, and the largest |value|."""
+def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: int
+                  ) -> tuple[np.ndarray, float, Callable[[np.ndarray, int], np.ndarray] | None]:
+    """The pattern's values before offset and scale, the largest |value|,
+    and for a random pattern larger than one block, how to tile the block
+    (its values, then ``rows``) over all ``size`` positions."""
     if pattern == "ramp":
         flat = np.arange(size, dtype=work)
         flat *= 2.0 / max(size - 1, 1)
         flat -= 1
-        return flat, 1.0
+        return flat, 1.0, None
     if pattern == "alternating":
         flat = np.empty(size, dtype=work)
         flat[0::2] = 1
         flat[1::2] = -1
-        return flat, 1.0
+        return flat, 1.0, None
     rng = np.random.default_rng(seed)
-    flat = _random_block(rng, pattern, min(size, RANDOM_BLOCK), work)
-    largest = float(np.abs(flat).max(initial=0.0))
-    if size > RANDOM_BLOCK:
-        block, flat = flat, np.empty(size, dtype=work)
-        _tile_rows(rng, block, flat, rows)
-    return flat, largest
+    block = _random_block(rng, pattern, min(size, RANDOM_BLOCK), work)
+    largest = float(np.abs(block).max(initial=0.0))
+    if size <= RANDOM_BLOCK:
+        return block, largest, None
+
+    def tile(values: np.ndarray, rows: int) -> np.ndarray:
+        flat = np.empty(size, dtype=work)
+        _tile_rows(rng, values, flat, rows)
+        return flat
+
+    return block, largest, tile
 
 
 def int_values(
