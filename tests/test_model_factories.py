@@ -264,3 +264,33 @@ def test_two_files_with_one_name_are_two_modules_and_sys_path_is_untouched(tmp_p
 ])
 def test_only_the_last_colon_after_a_python_file_names_a_factory(text: str, expected: tuple[str, str] | None) -> None:
     assert split_factory(text) == expected
+
+
+def test_the_marker_and_check_softmax_take_a_factory_reference_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(models=MODELS)
+    pytester.makepyfile(test_refs="""
+        import pytest
+        from pytest_softmax import SoftmaxSetupError, check_softmax
+
+
+        @pytest.mark.softmax_invariant(model="models.py:founding_lstm")
+        def test_marked():
+            pass
+
+
+        def test_called():
+            assert check_softmax("models.py:healthy", max_examples=5).passed
+
+
+        def test_bad_name():
+            with pytest.raises(SoftmaxSetupError, match="after the colon comes the name of the function"):
+                check_softmax("models.py:not-a-name")
+
+
+        def test_unknown_factory():
+            with pytest.raises(SoftmaxSetupError, match="models.py:helthy"):
+                check_softmax("models.py:helthy")
+    """)
+    result = pytester.runpytest(*FAST, "-v")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*test_marked*FAILED*", "*layer at fault: *lstm (LSTM)*"])

@@ -137,6 +137,9 @@ def adapt(model: object, *, safe_mode: bool = True) -> ModelAdapter:
 
     if isinstance(model, ModelAdapter):
         return model
+    reference = _factory_reference(model)
+    if reference is not None:
+        return adapt_factory_file(reference, safe_mode=safe_mode)
     model = _built_by_factory(model)
     if isinstance(model, ModelAdapter):
         return model
@@ -157,6 +160,24 @@ def adapt_factory_file(reference: FactoryReference, *, safe_mode: bool = True) -
             "(or the path of a model file)"
         )
     return adapt(built, safe_mode=safe_mode)
+
+
+def _factory_reference(model: object) -> FactoryReference | None:
+    """``"path/to/file.py:factory"`` given as ``model=`` (relative to the
+    working directory, as any model path there is); ``None`` for anything
+    else.  Writing it is the opt-in to run the file, as on the command line."""
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    split = split_factory(os.path.expanduser(os.fspath(model)))
+    if split is None:
+        return None
+    file, factory = split
+    if not factory.isidentifier():
+        raise SoftmaxSetupError(
+            f"model={os.fspath(model)!r}: after the colon comes the name of the function that builds the model, "
+            f"a Python identifier ({file}:build_model)"
+        )
+    return FactoryReference(path=Path(file).resolve(), factory=factory, display=file)
 
 
 def _is_model(value: object) -> bool:
