@@ -240,6 +240,10 @@ def test_the_note_reaches_the_json_report(pytester: pytest.Pytester) -> None:
     (check,) = json.loads((pytester.path / "report.json").read_text())["checks"]
     assert check["verdict"] == "passed"
     assert check["notes"] == [INFINITE_BIAS_NOTE]
+    # -v lists the passed check with its note under it.
+    verbose = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    verbose.stdout.fnmatch_lines(["PASSED test_user.py::test_model: output *",
+                                  f"       note: {INFINITE_BIAS_NOTE}", "1 check, 1 passed"])
 
 
 # -- nothing left behind ---------------------------------------------------------------------------------------

@@ -83,7 +83,9 @@ def summary_lines(entries: Sequence[dict[str, Any]], verbose: bool) -> list[tupl
     if shown < len(failed) + len(errors):
         lines.append((f"... and {len(failed) + len(errors) - shown} more (-v lists them all)", {"red": True}))
     if verbose:
-        lines.extend((check_line(e), {"green": True}) for e in sorted(passed, key=lambda e: str(e["nodeid"])))
+        for entry in sorted(passed, key=lambda e: str(e["nodeid"])):
+            lines.append((check_line(entry), {"green": True}))
+            lines.extend((f"       note: {note}", {}) for note in entry.get("notes") or ())
     counts = [f"{len(entries)} check{'s' if len(entries) != 1 else ''}"]
     counts += [f"{n} {word}" for n, word in ((len(failed), FAILED), (len(errors), ERROR), (len(passed), PASSED)) if n]
     tail = ""
