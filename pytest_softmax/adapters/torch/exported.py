@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def _hint(size: Any) -> int:
 def _positional_count(program: Any) -> int:
     spec = program.call_spec.in_spec
     try:
-        return int(spec.children_specs[0].num_leaves)
+        # torch 2.10+ deprecates children_specs (a FutureWarning in the user's run) for child().
+        args = spec.child(0) if hasattr(spec, "child") else spec.children_specs[0]
+        return int(args.num_leaves)
     except (AttributeError, IndexError):
         return len(program.graph_signature.user_inputs)
 
@@ -127,7 +130,11 @@ def _loads_weights_only(payload: bytes) -> bool:
     if not payload:
         return True
     try:
-        torch.load(io.BytesIO(payload), weights_only=True)
+        # The probe is the plugin's own call: torch's remarks on the pickle
+        # protocol it meets are not the user's business.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.load(io.BytesIO(payload), weights_only=True)
     except Exception:  # noqa: BLE001 - anything weights_only refuses
         return False
     return True
