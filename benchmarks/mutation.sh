@@ -5,7 +5,7 @@
 #
 # MODULE is any of: invariants tolerance settings search database diagnosis
 # json_report edges chart weights compiled_path passed_preflights fill state_rules (default: all of them;
-# state_rules is the part of diagnosis that reads a layer's variables); MODULE@N runs a fixed random sample of
+# state_rules, part of diagnosis, reads a layer's variables); MODULE@N runs a fixed random sample of
 # N of that module's mutants (seed 13), for a module too large to run in full
 # (diagnosis holds about 1750 mutants, some 100 minutes here).  --fresh deletes mutmut's cache
 # (mutants/) first: do that after merging other branches, so that no result
@@ -46,7 +46,7 @@ declare -A PATTERNS=(
     [compiled_path]="pytest_softmax.core.compiled_path.*"
     [passed_preflights]="pytest_softmax.core.passed_preflights.*"
     [fill]="pytest_softmax.core.inputs.fill.*"
-    [state_rules]="pytest_softmax.core.diagnosis.nonfinite.x__nonfinite_variable__mutmut_* pytest_softmax.core.diagnosis.nonfinite.x__negative_variance__mutmut_* pytest_softmax.core.diagnosis.nonfinite.x__nonpositive_parameter__mutmut_* pytest_softmax.core.diagnosis.nonfinite.x__first_with__mutmut_*"
+    [state_rules]="pytest_softmax.core.diagnosis.state_rules.*"
 )
 modules=("$@")
 if [[ ${#modules[@]} -eq 0 ]]; then

@@ -4,7 +4,8 @@ positive), a fully masked row, a value that does not fit the layer's dtype,
 an exp() overflow, a division by zero.
 
 Rules about the mechanism, read from the probed values, not from layer
-names: the layer's variables as the probe summarized them, the row a
+names: the layer's variables as the probe summarized them (in
+:mod:`.state_rules`), the row a
 softmax was fed (all -inf: 0/0), the dtype the layer computes in and its
 largest finite value, the magnitudes that fed it.
 """
@@ -12,8 +13,6 @@ largest finite value, the magnitudes that fed it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,30 +21,17 @@ from ...adapters.base.arrays import as_float64
 from ...adapters.base.records import (
     CONTAINER,
     OTHER,
-    POSITIVE_PARAMETER,
-    VARIANCE_STATISTIC,
     LayerRecord,
     ProbeResult,
-    VariableSummary,
 )
 from ...tolerance import normalize_dtype_name
+from .finding import Finding
+from .state_rules import negative_variance, nonfinite_variable, nonpositive_parameter
 from .table import LayerTable, layer_name, upstream
 
 LOW_PRECISION = ("float16", "bfloat16")
 # A mask value that fits each dtype, for the advice (float16 tops out at 65504).
 _FITTING_MASK = {"float16": "-3e4", "bfloat16": "-1e9", "float32": "-1e9", "float64": "-1e9"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One diagnosis line and its cause in a few words (for the first lines
-    CI shows: the junit message, the summary line)."""
-
-    line: str
-    cause: str
-    # The fix in one short clause, shown right after the cause (it must fit
-    # the junit message attribute with the headline).
-    fix: str = ""
 
 
 def first_nonfinite(result: ProbeResult) -> LayerRecord | None:
@@ -127,67 +113,12 @@ def _explain_nonfinite(record: LayerRecord, by_path: dict[str, LayerRecord], tab
     head = (f"{layer_name(record)} is the first layer whose output holds NaN/Inf ({record.nonfinite} values in the "
             f"probed rows) although {inputs} finite; fed by {fed}")
     largest = max((m for m in magnitudes.values() if not math.isnan(m)), default=0.0)
-    for rule in (_nonfinite_variable, _negative_variance, _fully_masked, _dtype_overflow, _nan_before_softmax,
-                 _nonpositive_parameter):
+    for rule in (nonfinite_variable, negative_variance, _fully_masked, _dtype_overflow, _nan_before_softmax,
+                 nonpositive_parameter):
         found = rule(record, head, by_path, largest)
         if found is not None:
             return found
     return _generic(record, head, largest)
-
-
-def _nonfinite_variable(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
-                        largest: float) -> Finding | None:
-    """The layer's own variable holds NaN or Inf: finite inputs times an
-    infinite weight are Inf, and 0 * Inf or Inf - Inf are NaN."""
-    bad = next((v for v in record.variables if v.nonfinite), None)
-    if bad is None:
-        return None
-    what = "NaN" if bad.nan else "Inf"
-    counts = " and ".join(f"{n} {kind}" for n, kind in ((bad.nan, "NaN"), (bad.inf, "Inf")) if n)
-    return Finding(
-        f"{head}: its own variable {bad.name!r} holds {counts} of {bad.size} values, and finite inputs times an "
-        "infinite weight give Inf, 0 * Inf and Inf - Inf give NaN: retrain (lower the learning rate, clip "
-        f"gradients) or replace the non-finite entries of {bad.name!r} with finite values",
-        f"its variable {bad.name} holds {what}",
-        f"retrain, or replace the non-finite entries of {bad.name} with finite values")
-
-
-def _negative_variance(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
-                       largest: float) -> Finding | None:
-    """A stored variance statistic below zero: the normalization divides by
-    sqrt(variance + epsilon), and the root of a negative number is NaN."""
-    bad = _first_with(record, VARIANCE_STATISTIC, lambda v: v.negative > 0)
-    if bad is None:
-        return None
-    return Finding(
-        f"{head}: its stored variance statistic {bad.name!r} holds {bad.negative} negative value"
-        f"{'s' if bad.negative > 1 else ''} of {bad.size} (down to {bad.minimum:.4g}); the layer divides by "
-        "sqrt(variance + epsilon), and the square root of a negative number is NaN: recompute the statistics "
-        "(run training data through the layer with training=True, or adapt() it again), or clip "
-        f"{bad.name!r} to >= 0",
-        f"negative {bad.name} ({bad.minimum:.3g}) under a square root",
-        f"recompute the statistics (training=True passes or adapt()), or clip {bad.name} to >= 0")
-
-
-def _nonpositive_parameter(record: LayerRecord, head: str, by_path: dict[str, LayerRecord],
-                           largest: float) -> Finding | None:
-    """A scale or temperature meant to stay positive holds values <= 0:
-    under a log or a root that is NaN (or -inf), a division by 0 is Inf."""
-    bad = _first_with(record, POSITIVE_PARAMETER, lambda v: v.negative + v.zero > 0)
-    if bad is None:
-        return None
-    count = bad.negative + bad.zero
-    return Finding(
-        f"{head}: its variable {bad.name!r}, a scale meant to stay positive, holds {count} value"
-        f"{'s' if count > 1 else ''} <= 0 of {bad.size} (down to {bad.minimum:.4g}): a log or square root of it "
-        f"is NaN (log(0) is -inf), a division by 0 is Inf: keep {bad.name!r} positive (the exp() or softplus() of "
-        "a free weight, or clip it) and retrain",
-        f"{bad.name} <= 0 under a log, root or division",
-        f"keep {bad.name} positive (exp() or softplus() of a free weight, or clip it) and retrain")
-
-
-def _first_with(record: LayerRecord, role: str, wrong: Callable[[VariableSummary], bool]) -> VariableSummary | None:
-    return next((v for v in record.variables if v.role == role and wrong(v)), None)
 
 
 def _magnitude_text(record: LayerRecord | None, magnitude: float) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...tolerance import default_tolerance, normalize_dtype_name
 from ...adapters.base.arrays import as_float64
 from ...adapters.base.records import OTHER, PASSTHROUGH, LayerRecord, normalize_axes
+from ...tolerance import default_tolerance, normalize_dtype_name
 from ..report import Violation
-from .nonfinite import Finding
+from .finding import Finding
 from .table import LayerTable, axes_text, layer_name, within
 
 MAX_STEPS = 32

@@ -30,7 +30,8 @@ from ...adapters.base.records import (
 )
 from ...settings import how_to_set
 from ..report import LayerResult, Violation
-from .nonfinite import Finding, explain_nonfinite, first_nonfinite
+from .finding import Finding
+from .nonfinite import explain_nonfinite, first_nonfinite
 from .regroup import explain_regrouped
 from .table import LayerTable, axes_text, layer_name, upstream, within
 
