@@ -11,8 +11,8 @@ when ``outputs=`` names it.  Every softmax/log_softmax call inside
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..base import (
 from ..base.arrays import as_float64, can_be_nonfinite
 from ..base.records import LayerRecord, LayerSite, ProbeResult
 from . import signature as signatures
-from . import state
+from . import intercept, state
 from .convert import to_numpy, to_tensor
 from .recording import ModuleIndex, OpRecorder, SiteRecorder, recording_backends
 
@@ -100,8 +100,13 @@ class TorchModuleAdapter:
             notes.extend(self._state.changes(self.module))
         return notes
 
-    def preserved_state(self) -> AbstractContextManager[object]:
-        return state.preserved(self.module, self._remember_state)
+    @contextmanager
+    def preserved_state(self) -> Iterator[None]:
+        """The module's state put back afterwards; and the softmax kernels of
+        the search's pass registered once for the whole check, not per example
+        (see ``intercept.py``), and removed with it."""
+        with state.preserved(self.module, self._remember_state), intercept.registered():
+            yield
 
     def _remember_state(self, saved: state.SavedState | None) -> None:
         self._state = saved
@@ -237,7 +242,7 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._fed = self._tensors(inputs)
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
-        with torch.no_grad(), recording_backends(), recorder:
+        with torch.inference_mode(), recording_backends(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
         if self._checked is None:  # the outputs judged by the output check, not as sites

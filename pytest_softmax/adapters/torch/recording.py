@@ -29,7 +29,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -38,6 +38,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..base.records import OTHER, PASSTHROUGH, SOFTMAX, LayerSite
+from .intercept import reporting
 
 _ATEN = torch.ops.aten
 SOFTMAX_OPS = {_ATEN._softmax.default: "softmax", _ATEN._log_softmax.default: "log_softmax",
@@ -214,12 +215,12 @@ def recording_backends() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
-    """Sees every softmax call of one forward pass."""
+class SoftmaxSites:
+    """The softmax calls of one forward pass, each named by where it ran."""
 
     def __init__(self, modules: ModuleIndex, batch_size: int,
                  shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()  # the dispatch mode's, for the OpRecorder
         self.modules = modules
         self.batch_size = batch_size
         # Each site's shape on the example, 1 where it was 1 and None (free)
@@ -228,13 +229,6 @@ class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.shapes = shapes
         self.calls: list[SoftmaxCall] = []
         self.counts: Counter[str] = Counter()
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        kind = SOFTMAX_OPS.get(func)
-        if kind is not None:
-            self.calls.append(self._softmax_call(func, kind, args, out))
-        return out
 
     def unique_path(self, path: str) -> str:
         self.counts[path] += 1
@@ -258,6 +252,26 @@ class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         return SoftmaxCall(site, out, fed)
 
 
+class SiteRecorder(SoftmaxSites):
+    """Sees every softmax call of one forward pass, and no other op: the
+    search's pass on every example (see ``intercept.py``)."""
+
+    def __init__(self, modules: ModuleIndex, batch_size: int,
+                 shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
+        super().__init__(modules, batch_size, shapes)
+        self._open = ExitStack()
+
+    def record(self, func: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
+        self.calls.append(self._softmax_call(func, SOFTMAX_OPS[func], args, out))
+
+    def __enter__(self) -> SiteRecorder:
+        self._open.enter_context(reporting(self.record))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._open.close()
+
+
 @dataclass
 class OpGroup:
     """The ops one source line of one module ran in a row: one record."""
@@ -270,7 +284,7 @@ class OpGroup:
     exp_input: torch.Tensor | None = None
 
 
-class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
+class OpRecorder(SoftmaxSites, TorchDispatchMode):  # type: ignore[misc]
     """Also records every other op, grouped by module and source line, with
     the records (or model inputs) that fed each: the diagnosis probe, and
     the pass that learns which outputs come from a softmax."""
