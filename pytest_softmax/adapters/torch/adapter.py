@@ -29,8 +29,8 @@ from ..base import (
 )
 from ..base.arrays import as_float64, can_be_nonfinite
 from ..base.records import LayerRecord, LayerSite, ProbeResult
-from . import signature as signatures
 from . import intercept, state
+from . import signature as signatures
 from .convert import to_numpy, to_tensor
 from .recording import ModuleIndex, OpRecorder, SiteRecorder, recording_backends
 

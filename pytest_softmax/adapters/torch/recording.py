@@ -284,7 +284,7 @@ class OpGroup:
     exp_input: torch.Tensor | None = None
 
 
-class OpRecorder(SoftmaxSites, TorchDispatchMode):  # type: ignore[misc]
+class OpRecorder(SoftmaxSites, TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Also records every other op, grouped by module and source line, with
     the records (or model inputs) that fed each: the diagnosis probe, and
     the pass that learns which outputs come from a softmax."""
