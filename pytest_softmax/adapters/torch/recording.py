@@ -118,8 +118,9 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
     in_torch = True  # still in torch's frames, below the user's code
     while walker is not None:
         code = walker.f_code
-        local_self = walker.f_locals.get("self") if code.co_varnames[:1] == ("self",) else None
-        if not module_path and isinstance(local_self, torch.nn.Module):
+        # f_locals copies every local of the frame: read only until the module is found.
+        local_self = walker.f_locals.get("self") if not module_path and code.co_varnames[:1] == ("self",) else None
+        if isinstance(local_self, torch.nn.Module):
             found = modules.path_of(local_self)
             if found is not None:
                 module_path, module_class = found, type(local_self).__name__
@@ -155,9 +156,10 @@ def _torch_call(frame: FrameType, op: str, dim: int, as_passed: int) -> tuple[st
             return f"F.{function}(dim={given})", False
         if function == "multi_head_attention_forward":
             return f"nn.MultiheadAttention's {op}(dim={as_passed})", False
-    module = frame.f_locals.get("self")
-    if filename.endswith(os.path.join("modules", "activation.py")) and function == "forward" and \
-            hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
+    if not (filename.endswith(os.path.join("modules", "activation.py")) and function == "forward"):
+        return "", False
+    module = frame.f_locals.get("self")  # read only here: f_locals copies every local of the frame
+    if hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
         given = getattr(module, "dim", None)
         name = type(module).__name__
         if given is None:
@@ -240,15 +242,15 @@ class SoftmaxSites:
         dim = int(args[1]) % ndim
         op = "safe_softmax" if func is _ATEN._safe_softmax.default else kind
         where = call_site(self.modules, op, dim, ndim, need_call=True, written=int(args[1]))
+        path = self.unique_path(where.module_path)
+        # A site the example did not show (a loop that ran longer) is taken as free.
+        shape = loose_shape(out) if self.shapes is None else self.shapes.get(path, (None,) * out.dim())
         site = LayerSite(
-            path=self.unique_path(where.module_path), name=where.module_path, layer_class=where.module_class,
+            path=path, name=where.module_path, layer_class=where.module_class,
             kind=SOFTMAX, activation=kind, softmax_axes=(dim,), dtype=str(out.dtype).removeprefix("torch."),
             masked=op == "safe_softmax", call=where.call, location=where.location,
-            batch_first=fed.dim() >= 2 and int(fed.shape[0]) == self.batch_size,
+            batch_first=fed.dim() >= 2 and int(fed.shape[0]) == self.batch_size, shape=shape,
         )
-        # A site the example did not show (a loop that ran longer) is taken as free.
-        shape = loose_shape(out) if self.shapes is None else self.shapes.get(site.path, (None,) * out.dim())
-        site = _with_shape(site, shape)
         return SoftmaxCall(site, out, fed)
 
 
@@ -429,12 +431,6 @@ def _ops_text(ops: list[str]) -> str:
 def loose_shape(tensor: torch.Tensor) -> tuple[int | None, ...]:
     """The shape with every size but 1 left free (the batch always free)."""
     return tuple(None if i == 0 or int(s) != 1 else 1 for i, s in enumerate(tensor.shape))
-
-
-def _with_shape(site: LayerSite, shape: tuple[int | None, ...] | None) -> LayerSite:
-    from dataclasses import replace
-
-    return replace(site, shape=shape)
 
 
 def _with_producers(site: LayerSite, producers: tuple[str, ...]) -> LayerSite:
