@@ -34,8 +34,9 @@ from typing import Any
 import torch
 
 _ATEN = torch.ops.aten
-INTERCEPTED = (_ATEN._softmax.default, _ATEN._log_softmax.default, _ATEN._safe_softmax.default)
-_NAMES = ("aten::_softmax", "aten::_log_softmax", "aten::_safe_softmax")  # INTERCEPTED's, for the dispatcher
+# By name for the registration (the form every torch since 2.0 takes), with the op to redispatch to.
+INTERCEPTED = {"_softmax": _ATEN._softmax.default, "_log_softmax": _ATEN._log_softmax.default,
+               "_safe_softmax": _ATEN._safe_softmax.default}
 _KEY = "BackendSelect"
 OnSoftmax = Callable[[Any, tuple[Any, ...], torch.Tensor], None]
 
@@ -54,8 +55,8 @@ class _Registration:
             if self.holders == 0:
                 library = torch.library.Library("aten", "IMPL")  # type: ignore[no-untyped-call]
                 try:
-                    for op in INTERCEPTED:
-                        library.impl(op, self._kernel(op), _KEY, with_keyset=True)  # type: ignore[no-untyped-call]
+                    for name, op in INTERCEPTED.items():
+                        library.impl(name, self._kernel(op), _KEY, with_keyset=True)  # type: ignore[no-untyped-call]
                 except BaseException:
                     library._destroy()  # type: ignore[no-untyped-call]
                     raise
@@ -118,4 +119,5 @@ def reporting(report: OnSoftmax) -> Iterator[None]:
 def leftovers() -> list[str]:
     """The softmax ops that still have a kernel on the key this module uses
     (none outside a check): what a test asserts is left behind."""
-    return [name for name in _NAMES if torch._C._dispatch_has_kernel_for_dispatch_key(name, _KEY)]
+    return [f"aten::{name}" for name in INTERCEPTED
+            if torch._C._dispatch_has_kernel_for_dispatch_key(f"aten::{name}", _KEY)]
