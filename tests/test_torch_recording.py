@@ -26,7 +26,7 @@ FAST: dict[str, Any] = {"max_examples": 25, "batch_size": 8}
 
 def _ops_reported(run: Any) -> list[str]:
     seen: list[str] = []
-    with intercept.reporting(lambda op, args, out: seen.append(op.name())):
+    with intercept.Reporting(lambda op, args, out: seen.append(op.name())):
         run()
     return seen
 
@@ -77,7 +77,7 @@ def test_other_threads_and_code_outside_the_block_are_not_reported() -> None:
 def test_nested_blocks_report_to_the_innermost_and_unregister_once() -> None:
     outer: list[str] = []
     x = torch.randn(2, 3)
-    with intercept.reporting(lambda op, args, out: outer.append("outer")):
+    with intercept.Reporting(lambda op, args, out: outer.append("outer")):
         inner = _ops_reported(lambda: torch.softmax(x, -1))
         torch.softmax(x, -1)
         assert intercept.leftovers()  # the outer block still holds the kernels

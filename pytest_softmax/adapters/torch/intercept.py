@@ -7,7 +7,7 @@ pass: ``aten._softmax``, ``aten._log_softmax`` and ``aten._safe_softmax``.
 ``BackendSelect`` dispatch key, which is in every call's key set
 (``inference_mode`` and ``no_grad`` alike) and which no backend uses for
 these ops, so nothing of torch's is overridden: the kernel reports the call
-to the :func:`reporting` block open on its thread, if any, then
+to the :class:`Reporting` block open on its thread, if any, then
 redispatches below itself to the backend's own kernel.  Every other op runs
 at C++ speed.
 
@@ -18,7 +18,7 @@ transformer of ``benchmarks/bench_torch.py``, against 0.03 ms for the
 registration itself).  They are removed when the outermost block ends,
 however it ends, so the process is left as it was.
 
-Calls on threads with no :func:`reporting` block, and softmax calls made
+Calls on threads with no :class:`Reporting` block, and softmax calls made
 inside one being reported (``_safe_softmax`` is computed by an inner
 ``_softmax``), are passed through unreported: a ``TorchDispatchMode`` would
 not have seen them either.
@@ -102,18 +102,25 @@ def registered() -> Iterator[None]:
         _REGISTRATION.release()
 
 
-@contextmanager
-def reporting(report: OnSoftmax) -> Iterator[None]:
+class Reporting:
     """Call ``report(op, args, output)`` for each softmax op run on this
-    thread inside the block (registering the kernels if no outer block has)."""
-    local = _REGISTRATION.local
-    outer = getattr(local, "report", None)
-    with registered():
-        local.report = report
-        try:
-            yield
-        finally:
-            local.report = outer
+    thread inside the block (registering the kernels if no outer block has).
+    A class, not a generator: it is entered on every example."""
+
+    def __init__(self, report: OnSoftmax) -> None:
+        self.report = report
+        self.outer: OnSoftmax | None = None
+
+    def __enter__(self) -> Reporting:
+        _REGISTRATION.acquire()
+        local = _REGISTRATION.local
+        self.outer = getattr(local, "report", None)
+        local.report = self.report
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _REGISTRATION.local.report = self.outer
+        _REGISTRATION.release()
 
 
 def leftovers() -> list[str]:

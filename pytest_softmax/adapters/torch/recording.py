@@ -29,7 +29,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -38,7 +38,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..base.records import OTHER, PASSTHROUGH, SOFTMAX, LayerSite
-from .intercept import reporting
+from .intercept import Reporting
 
 _ATEN = torch.ops.aten
 SOFTMAX_OPS = {_ATEN._softmax.default: "softmax", _ATEN._log_softmax.default: "log_softmax",
@@ -261,17 +261,17 @@ class SiteRecorder(SoftmaxSites):
     def __init__(self, modules: ModuleIndex, batch_size: int,
                  shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
         super().__init__(modules, batch_size, shapes)
-        self._open = ExitStack()
+        self._reporting = Reporting(self.record)
 
     def record(self, func: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
         self.calls.append(self._softmax_call(func, SOFTMAX_OPS[func], args, out))
 
     def __enter__(self) -> SiteRecorder:
-        self._open.enter_context(reporting(self.record))
+        self._reporting.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._open.close()
+        self._reporting.__exit__(*exc)
 
 
 @dataclass
