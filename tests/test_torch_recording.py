@@ -97,16 +97,18 @@ class RareGate(nn.Module):
 
 
 class ModelWithARareSoftmax(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, *, rare: bool = True) -> None:
         super().__init__()
         self.proj = nn.Linear(4, 6)
-        self.rare = RareGate()
+        self.rare = RareGate() if rare else None
         self.head = nn.Linear(6, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden = self.proj(x)
         hidden = hidden * torch.softmax(hidden, dim=-1)  # an internal site on every input
-        return torch.softmax(self.head(self.rare(hidden, x)), dim=-1)
+        if self.rare is not None:
+            hidden = self.rare(hidden, x)
+        return torch.softmax(self.head(hidden), dim=-1)
 
 
 @pytest.mark.parametrize("seed", (1, 2))
@@ -147,4 +149,35 @@ def test_no_kernel_is_left_after_a_check_that_passes_fails_or_raises() -> None:
     assert intercept.leftovers() == []
     with pytest.raises(SoftmaxSetupError):
         check_softmax(healthy, inputs=torch.zeros(2, 5), seed=1, **FAST)  # forward raises on the example
+    assert intercept.leftovers() == []
+
+
+def _registrations_during(run: Any, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many times the kernels were put into the dispatcher (each costs the next forward)."""
+    made: list[object] = []
+    real = torch.library.Library
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(intercept.torch.library, "Library", counting)
+    run()
+    monkeypatch.setattr(intercept.torch.library, "Library", real)
+    return len(made)
+
+
+def test_a_check_registers_the_kernels_once_and_only_for_a_model_with_softmax_inside(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with_sites = ModelWithARareSoftmax(rare=False)  # healthy: a softmax inside on every input
+
+    def check_with_sites() -> None:
+        report = check_softmax(with_sites, inputs=torch.zeros(2, 4), seed=1, **FAST)
+        assert report.passed and report.examples > 5
+        assert any("internal softmax sites checked" in note for note in report.notes)
+
+    assert _registrations_during(check_with_sites, monkeypatch) == 1
+    head_only = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=-1))
+    assert _registrations_during(lambda: check_softmax(head_only, inputs=torch.zeros(2, 4), seed=1, **FAST),
+                                 monkeypatch) == 0
     assert intercept.leftovers() == []

@@ -78,6 +78,7 @@ class TorchModuleAdapter:
         self._fed: list[torch.Tensor] = []  # the last batch fed, described only when forward raises
         self._modules: ModuleIndex | None = None
         self._checked: set[str] | None = None
+        self._kernels: intercept.Held | None = None  # the check's softmax kernels, inside preserved_state
 
     def _index(self) -> ModuleIndex:
         """The module paths, walked once (every example of the site pass names its calls)."""
@@ -103,10 +104,15 @@ class TorchModuleAdapter:
     @contextmanager
     def preserved_state(self) -> Iterator[None]:
         """The module's state put back afterwards; and the softmax kernels of
-        the search's pass registered once for the whole check, not per example
-        (see ``intercept.py``), and removed with it."""
-        with state.preserved(self.module, self._remember_state), intercept.registered():
-            yield
+        the search's pass, registered on its first example, kept for the rest
+        of the check instead of once per example (see ``intercept.py``), and
+        removed with it."""
+        with state.preserved(self.module, self._remember_state), intercept.Held() as kernels:
+            self._kernels = kernels
+            try:
+                yield
+            finally:
+                self._kernels = None
 
     def _remember_state(self, saved: state.SavedState | None) -> None:
         self._state = saved
@@ -242,6 +248,8 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._fed = self._tensors(inputs)
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
+        if self._kernels is not None:
+            self._kernels.hold()
         with torch.inference_mode(), recording_backends(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]

@@ -11,12 +11,12 @@ to the :class:`Reporting` block open on its thread, if any, then
 redispatches below itself to the backend's own kernel.  Every other op runs
 at C++ speed.
 
-The kernels are registered for a whole check (the adapter's
-``preserved_state``), not for each pass: a registration changes the
-dispatcher's tables, and the next forward pays for it (about 0.15 ms on the
-transformer of ``benchmarks/bench_torch.py``, against 0.03 ms for the
-registration itself).  They are removed when the outermost block ends,
-however it ends, so the process is left as it was.
+The kernels are registered once per check (from its first recorded pass to
+the end of the adapter's ``preserved_state``), not for each pass: a
+registration changes the dispatcher's tables, and the next forward pays for
+it (about 0.15 ms on the transformer of ``benchmarks/bench_torch.py``,
+against 0.03 ms for the registration itself).  They are removed when the
+outermost block ends, however it ends, so the process is left as it was.
 
 Calls on threads with no :class:`Reporting` block, and softmax calls made
 inside one being reported (``_safe_softmax`` is computed by an inner
@@ -27,8 +27,7 @@ not have seen them either.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -92,14 +91,26 @@ class _Registration:
 _REGISTRATION = _Registration()
 
 
-@contextmanager
-def registered() -> Iterator[None]:
-    """The kernels registered for the block (once, however deeply nested)."""
-    _REGISTRATION.acquire()
-    try:
-        yield
-    finally:
-        _REGISTRATION.release()
+class Held:
+    """The kernels kept registered from the first :meth:`hold` to the end of
+    the block: a check registers them once, on its first recorded pass, and a
+    check that records nothing (no softmax inside the model) never does."""
+
+    def __init__(self) -> None:
+        self.held = False
+
+    def hold(self) -> None:
+        if not self.held:
+            _REGISTRATION.acquire()
+            self.held = True
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.held = False
+            _REGISTRATION.release()
 
 
 class Reporting:
