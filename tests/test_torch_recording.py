@@ -181,3 +181,16 @@ def test_a_check_registers_the_kernels_once_and_only_for_a_model_with_softmax_in
     assert _registrations_during(lambda: check_softmax(head_only, inputs=torch.zeros(2, 4), seed=1, **FAST),
                                  monkeypatch) == 0
     assert intercept.leftovers() == []
+
+
+@pytest.mark.parametrize("grad_mode", ["inference_mode", "no_grad"])
+def test_a_check_run_inside_the_callers_grad_mode_still_sees_attention(grad_mode: str) -> None:
+    import torch_zoo
+
+    broken, example, options = torch_zoo.BROKEN["mha_padding_only_row"]
+    healthy, healthy_example, _ = torch_zoo.HEALTHY["transformer_encoder"]
+    with getattr(torch, grad_mode)():
+        assert check_softmax(healthy(), inputs=healthy_example, seed=1, **FAST).passed
+        with pytest.raises(SoftmaxInvariantError, match="every position masked"):
+            check_softmax(broken(), inputs=example, seed=1, **FAST, **options)
+    assert intercept.leftovers() == []

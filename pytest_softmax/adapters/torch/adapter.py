@@ -12,7 +12,7 @@ when ``outputs=`` names it.  Every softmax/log_softmax call inside
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +136,7 @@ class TorchModuleAdapter:
         batch = int(signature.example[0].shape[0])
         recorder = OpRecorder(self._index(), batch)
         try:
-            with torch.no_grad(), recording_backends(), recorder:
+            with _every_op_visible(), recording_backends(), recorder:
                 for name, tensor in zip(signature.names, signature.example):
                     recorder.name_input(tensor, name)
                 result = signature.call(self.module, signature.example)
@@ -265,7 +265,7 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._tensors(inputs)
         recorder = OpRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
-        with torch.no_grad(), recording_backends(), recorder:
+        with _every_op_visible(), recording_backends(), recorder:
             for name, tensor in zip(self._signature.names, tensors):
                 recorder.name_input(tensor, name)
             result = self._signature.call(self.module, tensors)
@@ -294,6 +294,17 @@ class TorchModuleAdapter:
         fed = f" (fed {described})" if described else ""
         memory = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
         return ModelFailure(f"{message}{fed}", out_of_memory=memory)
+
+
+def _every_op_visible() -> AbstractContextManager[object]:
+    """Grad off and inference mode off for the passes that record every op
+    (a ``TorchDispatchMode``): under the caller's ``inference_mode`` the mode
+    would see ``aten.softmax.int`` whole, not the ``aten._softmax`` it
+    computes with, and record no softmax at all."""
+    stack = ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.no_grad())
+    return stack
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -1,11 +1,11 @@
 """Recording softmax calls (and, to explain a failure, every op) at the aten level.
 
 Fused kernels hide a softmax from Python (``nn.MultiheadAttention``'s fast
-path, ``scaled_dot_product_attention``), so the recorder is a
-``TorchDispatchMode``: every ``aten._softmax``, ``aten._log_softmax`` and
-``aten._safe_softmax`` reaches it, wherever it was called from, while the
-recording pass turns the MHA fast path off and picks the math SDPA backend
-(both put back when the pass ends).
+path, ``scaled_dot_product_attention``), so softmax calls are seen in
+torch's dispatcher: every ``aten._softmax``, ``aten._log_softmax`` and
+``aten._safe_softmax`` reaches the recorder, wherever it was called from,
+while the recording pass turns the MHA fast path off and picks the math SDPA
+backend (both put back when the pass ends).
 
 Where a call is comes from the Python stack at record time, so nothing is
 installed on the model: the innermost frame whose ``self`` is one of the
@@ -15,10 +15,13 @@ first frame outside torch (and outside this package) is the line in the
 user's code.
 
 Two depths: :class:`SiteRecorder` keeps only the softmax calls (the search's
-pass, on every example of a model with softmax sites); :class:`OpRecorder`
-also groups every other op by module and source line into records with
-producers, for the diagnosis and for learning which outputs come from a
-softmax.
+pass, on every example of a model with softmax sites), reported by kernels
+on just those ops (``intercept.py``) so the other ops cost no Python call;
+:class:`OpRecorder`, a ``TorchDispatchMode``, sees every op and groups them
+by module and source line into records with producers, for the diagnosis
+and for learning which outputs come from a softmax (once per check, and on
+a failing input).  Both name a softmax call with the same code, so their
+site paths match.
 """
 
 from __future__ import annotations
