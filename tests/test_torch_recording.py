@@ -194,3 +194,29 @@ def test_a_check_run_inside_the_callers_grad_mode_still_sees_attention(grad_mode
         with pytest.raises(SoftmaxInvariantError, match="every position masked"):
             check_softmax(broken(), inputs=example, seed=1, **FAST, **options)
     assert intercept.leftovers() == []
+
+
+class CompiledAttentionBug(nn.Module):
+    """An internal softmax over a row with every score masked (NaN)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.proj(x).masked_fill(x[:, :1] > 0.25, float("-inf"))
+        hidden = self.proj(x) + torch.softmax(scores, dim=-1).nan_to_num()
+        return torch.softmax(self.head(hidden), dim=-1)
+
+
+def test_a_compiled_module_fails_naming_the_call_and_line_without_dynamo_warnings(
+        recwarn: pytest.WarningsRecorder) -> None:
+    model = torch.compile(CompiledAttentionBug())
+    with pytest.raises(SoftmaxInvariantError) as caught:
+        check_softmax(model, inputs=torch.zeros(2, 4), seed=1, **FAST)
+    shown = "\n".join(str(caught.value).splitlines()[:3])
+    # The recorded pass runs compiled modules eagerly: the softmax is named by the user's line.
+    assert "internal softmax '_orig_mod' (CompiledAttentionBug: torch.softmax(dim=-1) at test_torch_recording.py:" \
+        in shown, shown
+    assert not [w for w in recwarn if "Dynamo" in str(w.message)]

@@ -12,7 +12,7 @@ when ``outputs=`` names it.  Every softmax/log_softmax call inside
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,7 @@ class TorchModuleAdapter:
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
         if self._kernels is not None:
             self._kernels.hold()
-        with torch.inference_mode(), recording_backends(), recorder:
+        with torch.inference_mode(), recording_backends(), _eager(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
         if self._checked is None:  # the outputs judged by the output check, not as sites
@@ -294,6 +294,16 @@ class TorchModuleAdapter:
         fed = f" (fed {described})" if described else ""
         memory = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
         return ModelFailure(f"{message}{fed}", out_of_memory=memory)
+
+
+def _eager() -> AbstractContextManager[object]:
+    """``torch.compile`` off for the search's recorded pass: a compiled
+    module's softmax would run from generated code, with no frame of the
+    user's to name it by (the call and file:line of a failure).  The
+    dispatch mode that recorded this pass before had the same effect."""
+    if not hasattr(torch.compiler, "set_stance"):  # torch 2.5 and older
+        return nullcontext()
+    return torch.compiler.set_stance("force_eager")  # type: ignore[no-any-return]
 
 
 def _every_op_visible() -> AbstractContextManager[object]:
