@@ -3,13 +3,13 @@
 A ``TorchDispatchMode`` costs a Python call for every aten op (about 140
 for a 2-layer transformer encoder); only three ops matter to the search's
 pass: ``aten._softmax``, ``aten._log_softmax`` and ``aten._safe_softmax``.
-:func:`registered` puts a Python kernel for just those three on the
-``BackendSelect`` dispatch key, which is in every call's key set
-(``inference_mode`` and ``no_grad`` alike) and which no backend uses for
-these ops, so nothing of torch's is overridden: the kernel reports the call
-to the :class:`Reporting` block open on its thread, if any, then
-redispatches below itself to the backend's own kernel.  Every other op runs
-at C++ speed.
+While a :class:`Held` or :class:`Reporting` block is open, a Python kernel
+for just those three is registered on the ``BackendSelect`` dispatch key,
+which is in every call's key set (``inference_mode`` and ``no_grad``
+alike) and which no backend uses for these ops, so nothing of torch's is
+overridden: the kernel reports the call to the :class:`Reporting` block
+open on its thread, if any, then redispatches below itself to the
+backend's own kernel.  Every other op runs at C++ speed.
 
 The kernels are registered once per check (from its first recorded pass to
 the end of the adapter's ``preserved_state``), not for each pass: a
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 _ATEN = torch.ops.aten
-# By name for the registration (the form every torch since 2.0 takes), with the op to redispatch to.
+# By name for the registration (the form torch 2.6, the minimum, takes), with the op to redispatch to.
 INTERCEPTED = {"_softmax": _ATEN._softmax.default, "_log_softmax": _ATEN._log_softmax.default,
                "_safe_softmax": _ATEN._safe_softmax.default}
 _KEY = "BackendSelect"
