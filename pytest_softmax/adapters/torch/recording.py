@@ -58,6 +58,9 @@ ARITHMETIC_OPS = frozenset((
 ))
 ACTIVATION_OPS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "exp": "exp"}
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+# Joined once: the stack walk tests every torch frame against them.
+_FUNCTIONAL_PY = os.path.join("nn", "functional.py")
+_ACTIVATION_PY = os.path.join("modules", "activation.py")
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
 
@@ -151,7 +154,7 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
 def _torch_call(frame: FrameType, op: str, dim: int, as_passed: int) -> tuple[str, bool]:
     """How a softmax was written, read from the torch frame that called it."""
     function, filename = frame.f_code.co_name, frame.f_code.co_filename
-    if filename.endswith(os.path.join("nn", "functional.py")):
+    if filename.endswith(_FUNCTIONAL_PY):
         if function in ("softmax", "log_softmax", "softmin"):
             given = frame.f_locals.get("dim")
             if given is None:
@@ -159,7 +162,7 @@ def _torch_call(frame: FrameType, op: str, dim: int, as_passed: int) -> tuple[st
             return f"F.{function}(dim={given})", False
         if function == "multi_head_attention_forward":
             return f"nn.MultiheadAttention's {op}(dim={as_passed})", False
-    if not (filename.endswith(os.path.join("modules", "activation.py")) and function == "forward"):
+    if not (filename.endswith(_ACTIVATION_PY) and function == "forward"):
         return "", False
     module = frame.f_locals.get("self")  # read only here: f_locals copies every local of the frame
     if hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
