@@ -170,11 +170,13 @@ def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) 
     check, floor, own = statistics.median(checks), statistics.median(floors), statistics.median(passes)
     slowest = statistics.median(slow)
     recorded = adapter.internal_softmax_sites()
-    slow_path = f"; fast path off + math SDPA, nothing recorded {slowest * 1e3:.2f} ms ({slowest / floor:.2f}x)"
+    kind = "recorded pass" if recorded else "pass (plain forward)"
+    slow_path = (f"; fast path off + math SDPA, nothing recorded {slowest * 1e3:.2f} ms "
+                 f"({slowest / floor:.2f}x)")
     print(f"{name}: first check (export, first recording) {first:.2f} s; steady state per example: "
           f"check {check * 1e3:.2f} ms vs floor {floor * 1e3:.2f} ms -> ratio {check / floor:.2f}x; "
-          f"the adapter's {'recorded pass' if recorded else 'pass (plain forward)'} alone {own * 1e3:.2f} ms "
-          f"({own / floor:.2f}x){slow_path if recorded else ''} (median of {repeats}, {examples} examples each)")
+          f"the adapter's {kind} alone {own * 1e3:.2f} ms ({own / floor:.2f}x)"
+          f"{slow_path if recorded else ''} (median of {repeats}, {examples} examples each)")
 
 
 def main() -> None:

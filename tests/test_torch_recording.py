@@ -142,9 +142,10 @@ def test_no_kernel_is_left_after_a_check_that_passes_fails_or_raises() -> None:
     assert check_softmax(healthy, inputs=torch.zeros(2, 4), seed=1, **FAST).passed
     assert intercept.leftovers() == []
     with pytest.raises(SoftmaxInvariantError):
-        check_softmax(nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=0)), inputs=torch.zeros(2, 4), seed=1, **FAST)
+        batch_normalized = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=0))
+        check_softmax(batch_normalized, inputs=torch.zeros(2, 4), seed=1, **FAST)
     assert intercept.leftovers() == []
-    with pytest.raises(SoftmaxInvariantError, match="model raised on a generated input: ValueError: out of cache"):
+    with pytest.raises(SoftmaxInvariantError, match="model raised on a generated input: ValueError: out of"):
         check_softmax(RaisesMidSearch(), inputs=torch.zeros(2, 4), seed=1, **FAST)
     assert intercept.leftovers() == []
     with pytest.raises(SoftmaxSetupError):
@@ -217,6 +218,7 @@ def test_a_compiled_module_fails_naming_the_call_and_line_without_dynamo_warning
         check_softmax(model, inputs=torch.zeros(2, 4), seed=1, **FAST)
     shown = "\n".join(str(caught.value).splitlines()[:3])
     # The recorded pass runs compiled modules eagerly: the softmax is named by the user's line.
-    assert "internal softmax '_orig_mod' (CompiledAttentionBug: torch.softmax(dim=-1) at test_torch_recording.py:" \
-        in shown, shown
+    named = ("internal softmax '_orig_mod' (CompiledAttentionBug: torch.softmax(dim=-1) at "
+             "test_torch_recording.py:")
+    assert named in shown, shown
     assert not [w for w in recwarn if "Dynamo" in str(w.message)]

@@ -125,7 +125,8 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
     while walker is not None:
         code = walker.f_code
         # f_locals copies every local of the frame: read only until the module is found.
-        local_self = walker.f_locals.get("self") if not module_path and code.co_varnames[:1] == ("self",) else None
+        reads_self = not module_path and code.co_varnames[:1] == ("self",)
+        local_self = walker.f_locals.get("self") if reads_self else None
         if isinstance(local_self, torch.nn.Module):
             found = modules.path_of(local_self)
             if found is not None:
