@@ -9,6 +9,11 @@ same seed (so the same batches, warm), the batches it fed the model are
 kept, and the *floor* (run once before it is timed) is the model's own eager forward under ``torch.inference_mode``
 over those same batches, made into tensors beforehand.  Medians over the
 repeats, side by side, and their ratio (target: steady state within 2x).
+Also the adapter's own pass over the same batches, inside
+``preserved_state`` as in a check, and, for a model with softmax sites
+inside, the same forward on the path its recorded pass must take (MHA fast
+path off, math SDPA) with nothing recorded: the part of the gap that comes
+from seeing the softmax inside fused attention at all.
 
 Usage::
 
@@ -26,6 +31,7 @@ every example, while the floor calls the model back to back; ``--threads
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -42,6 +48,7 @@ from torch import nn
 from pytest_softmax import check_softmax
 from pytest_softmax.adapters.torch import adapter as torch_adapter
 from pytest_softmax.adapters.torch.convert import to_tensor
+from pytest_softmax.adapters.torch.recording import recording_backends
 
 BATCH = 32
 settings.register_profile("softmax-bench", database=None)
@@ -104,10 +111,12 @@ class Batches:
 
 
 def floor_per_example(model: nn.Module, batches: list[list[np.ndarray]], dtypes: list[str],
-                      by_keyword: bool, names: list[str]) -> float:
+                      by_keyword: bool, names: list[str], *, slow_path: bool = False) -> float:
+    """The eager forward per batch; with ``slow_path``, as the recorded pass
+    runs it (MHA fast path off, math SDPA) but with nothing recorded."""
     tensors = [[to_tensor(x, d, torch.device("cpu")) for x, d in zip(batch, dtypes)] for batch in batches]
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), recording_backends() if slow_path else contextlib.nullcontext():
         start = time.perf_counter()
         for batch in tensors:
             if by_keyword:
@@ -122,7 +131,7 @@ def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) 
     started = time.perf_counter()
     check_softmax(model, inputs=example, max_examples=examples, batch_size=BATCH, seed=0)
     first = time.perf_counter() - started
-    checks, floors, passes = [], [], []
+    checks, floors, passes, slow = [], [], [], []
     for repeat in range(repeats):
         # Each measured check repeats a check with the same seed (the same
         # batches), and the floor runs those batches once before it is timed:
@@ -143,18 +152,31 @@ def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) 
         floors.append(floor_per_example(model, kept.seen, [s.dtype for s in adapter.input_specs()],
                                         signature.by_keyword, signature.names))
         # The adapter's own pass (conversions, recording where the model has
-        # sites) over the same batches: what of the gap is the adapter's.
+        # sites) over the same batches: what of the gap is the adapter's.  Its
+        # share that no recorder can avoid: the slow path the recorded pass takes.
+        dtypes = [s.dtype for s in adapter.input_specs()]
+        floor_per_example(model, kept.seen, dtypes, signature.by_keyword, signature.names, slow_path=True)
+        slow.append(floor_per_example(model, kept.seen, dtypes, signature.by_keyword, signature.names,
+                                      slow_path=True))
+        # Inside preserved_state, as in a check: what a check sets up once
+        # (the module in eval mode, the softmax kernels registered) is not per example.
         run = adapter.forward_with_sites if adapter.internal_softmax_sites() else adapter.forward
-        started = time.perf_counter()
-        for batch in kept.seen:
-            run(batch)
-        passes.append((time.perf_counter() - started) / max(len(kept.seen), 1))
+        with adapter.preserved_state():
+            started = time.perf_counter()
+            for batch in kept.seen:
+                run(batch)
+            passes.append((time.perf_counter() - started) / max(len(kept.seen), 1))
         assert report.passed
     check, floor, own = statistics.median(checks), statistics.median(floors), statistics.median(passes)
+    slowest = statistics.median(slow)
+    recorded = adapter.internal_softmax_sites()
+    kind = "recorded pass" if recorded else "pass (plain forward)"
+    slow_path = (f"; fast path off + math SDPA, nothing recorded {slowest * 1e3:.2f} ms "
+                 f"({slowest / floor:.2f}x)")
     print(f"{name}: first check (export, first recording) {first:.2f} s; steady state per example: "
           f"check {check * 1e3:.2f} ms vs floor {floor * 1e3:.2f} ms -> ratio {check / floor:.2f}x; "
-          f"the adapter's pass alone {own * 1e3:.2f} ms ({own / floor:.2f}x) "
-          f"(median of {repeats}, {examples} examples each)")
+          f"the adapter's {kind} alone {own * 1e3:.2f} ms ({own / floor:.2f}x)"
+          f"{slow_path if recorded else ''} (median of {repeats}, {examples} examples each)")
 
 
 def main() -> None:

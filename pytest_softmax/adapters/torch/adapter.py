@@ -11,8 +11,8 @@ when ``outputs=`` names it.  Every softmax/log_softmax call inside
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,8 @@ from ..base import (
 )
 from ..base.arrays import as_float64, can_be_nonfinite
 from ..base.records import LayerRecord, LayerSite, ProbeResult
+from . import intercept, state
 from . import signature as signatures
-from . import state
 from .convert import to_numpy, to_tensor
 from .recording import ModuleIndex, OpRecorder, SiteRecorder, recording_backends
 
@@ -78,6 +78,7 @@ class TorchModuleAdapter:
         self._fed: list[torch.Tensor] = []  # the last batch fed, described only when forward raises
         self._modules: ModuleIndex | None = None
         self._checked: set[str] | None = None
+        self._kernels: intercept.Held | None = None  # the check's softmax kernels, inside preserved_state
 
     def _index(self) -> ModuleIndex:
         """The module paths, walked once (every example of the site pass names its calls)."""
@@ -100,8 +101,18 @@ class TorchModuleAdapter:
             notes.extend(self._state.changes(self.module))
         return notes
 
-    def preserved_state(self) -> AbstractContextManager[object]:
-        return state.preserved(self.module, self._remember_state)
+    @contextmanager
+    def preserved_state(self) -> Iterator[None]:
+        """The module's state put back afterwards; and the softmax kernels of
+        the search's pass, registered on its first example, kept for the rest
+        of the check instead of once per example (see ``intercept.py``), and
+        removed with it."""
+        with state.preserved(self.module, self._remember_state), intercept.Held() as kernels:
+            self._kernels = kernels
+            try:
+                yield
+            finally:
+                self._kernels = None
 
     def _remember_state(self, saved: state.SavedState | None) -> None:
         self._state = saved
@@ -125,7 +136,7 @@ class TorchModuleAdapter:
         batch = int(signature.example[0].shape[0])
         recorder = OpRecorder(self._index(), batch)
         try:
-            with torch.no_grad(), recording_backends(), recorder:
+            with _every_op_visible(), recording_backends(), recorder:
                 for name, tensor in zip(signature.names, signature.example):
                     recorder.name_input(tensor, name)
                 result = signature.call(self.module, signature.example)
@@ -237,7 +248,9 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._fed = self._tensors(inputs)
         recorder = SiteRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
-        with torch.no_grad(), recording_backends(), recorder:
+        if self._kernels is not None:
+            self._kernels.hold()
+        with torch.inference_mode(), recording_backends(), _eager(), recorder:
             result = self._signature.call(self.module, tensors)
         leaves = [t for _, t in flatten_outputs(result) if isinstance(t, torch.Tensor)]
         if self._checked is None:  # the outputs judged by the output check, not as sites
@@ -252,7 +265,7 @@ class TorchModuleAdapter:
         assert self._signature is not None
         tensors = self._tensors(inputs)
         recorder = OpRecorder(self._index(), int(tensors[0].shape[0]), self._site_shapes)
-        with torch.no_grad(), recording_backends(), recorder:
+        with _every_op_visible(), recording_backends(), recorder:
             for name, tensor in zip(self._signature.names, tensors):
                 recorder.name_input(tensor, name)
             result = self._signature.call(self.module, tensors)
@@ -281,6 +294,27 @@ class TorchModuleAdapter:
         fed = f" (fed {described})" if described else ""
         memory = isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
         return ModelFailure(f"{message}{fed}", out_of_memory=memory)
+
+
+def _eager() -> AbstractContextManager[object]:
+    """``torch.compile`` off for the search's recorded pass: a compiled
+    module's softmax would run from generated code, with no frame of the
+    user's to name it by (the call and file:line of a failure).  The
+    dispatch mode that recorded this pass before had the same effect."""
+    if not hasattr(torch.compiler, "set_stance"):  # torch 2.5 and older
+        return nullcontext()
+    return torch.compiler.set_stance("force_eager")  # type: ignore[no-any-return]
+
+
+def _every_op_visible() -> AbstractContextManager[object]:
+    """Grad off and inference mode off for the passes that record every op
+    (a ``TorchDispatchMode``): under the caller's ``inference_mode`` the mode
+    would see ``aten.softmax.int`` whole, not the ``aten._softmax`` it
+    computes with, and record no softmax at all."""
+    stack = ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.no_grad())
+    return stack
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:

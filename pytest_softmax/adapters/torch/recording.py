@@ -1,11 +1,11 @@
 """Recording softmax calls (and, to explain a failure, every op) at the aten level.
 
 Fused kernels hide a softmax from Python (``nn.MultiheadAttention``'s fast
-path, ``scaled_dot_product_attention``), so the recorder is a
-``TorchDispatchMode``: every ``aten._softmax``, ``aten._log_softmax`` and
-``aten._safe_softmax`` reaches it, wherever it was called from, while the
-recording pass turns the MHA fast path off and picks the math SDPA backend
-(both put back when the pass ends).
+path, ``scaled_dot_product_attention``), so softmax calls are seen in
+torch's dispatcher: every ``aten._softmax``, ``aten._log_softmax`` and
+``aten._safe_softmax`` reaches the recorder, wherever it was called from,
+while the recording pass turns the MHA fast path off and picks the math SDPA
+backend (both put back when the pass ends).
 
 Where a call is comes from the Python stack at record time, so nothing is
 installed on the model: the innermost frame whose ``self`` is one of the
@@ -15,10 +15,13 @@ first frame outside torch (and outside this package) is the line in the
 user's code.
 
 Two depths: :class:`SiteRecorder` keeps only the softmax calls (the search's
-pass, on every example of a model with softmax sites); :class:`OpRecorder`
-also groups every other op by module and source line into records with
-producers, for the diagnosis and for learning which outputs come from a
-softmax.
+pass, on every example of a model with softmax sites), reported by kernels
+on just those ops (``intercept.py``) so the other ops cost no Python call;
+:class:`OpRecorder`, a ``TorchDispatchMode``, sees every op and groups them
+by module and source line into records with producers, for the diagnosis
+and for learning which outputs come from a softmax (once per check, and on
+a failing input).  Both name a softmax call with the same code, so their
+site paths match.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..base.records import OTHER, PASSTHROUGH, SOFTMAX, LayerSite
+from .intercept import Reporting
 
 _ATEN = torch.ops.aten
 SOFTMAX_OPS = {_ATEN._softmax.default: "softmax", _ATEN._log_softmax.default: "log_softmax",
@@ -54,6 +58,9 @@ ARITHMETIC_OPS = frozenset((
 ))
 ACTIVATION_OPS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "exp": "exp"}
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+# Joined once: the stack walk tests every torch frame against them.
+_FUNCTIONAL_PY = os.path.join("nn", "functional.py")
+_ACTIVATION_PY = os.path.join("modules", "activation.py")
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 
 
@@ -117,8 +124,10 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
     in_torch = True  # still in torch's frames, below the user's code
     while walker is not None:
         code = walker.f_code
-        local_self = walker.f_locals.get("self") if code.co_varnames[:1] == ("self",) else None
-        if not module_path and isinstance(local_self, torch.nn.Module):
+        # f_locals copies every local of the frame: read only until the module is found.
+        reads_self = not module_path and code.co_varnames[:1] == ("self",)
+        local_self = walker.f_locals.get("self") if reads_self else None
+        if isinstance(local_self, torch.nn.Module):
             found = modules.path_of(local_self)
             if found is not None:
                 module_path, module_class = found, type(local_self).__name__
@@ -146,7 +155,7 @@ def call_site(modules: ModuleIndex, op: str, dim: int, ndim: int, *, need_call: 
 def _torch_call(frame: FrameType, op: str, dim: int, as_passed: int) -> tuple[str, bool]:
     """How a softmax was written, read from the torch frame that called it."""
     function, filename = frame.f_code.co_name, frame.f_code.co_filename
-    if filename.endswith(os.path.join("nn", "functional.py")):
+    if filename.endswith(_FUNCTIONAL_PY):
         if function in ("softmax", "log_softmax", "softmin"):
             given = frame.f_locals.get("dim")
             if given is None:
@@ -154,9 +163,10 @@ def _torch_call(frame: FrameType, op: str, dim: int, as_passed: int) -> tuple[st
             return f"F.{function}(dim={given})", False
         if function == "multi_head_attention_forward":
             return f"nn.MultiheadAttention's {op}(dim={as_passed})", False
-    module = frame.f_locals.get("self")
-    if filename.endswith(os.path.join("modules", "activation.py")) and function == "forward" and \
-            hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
+    if not (filename.endswith(_ACTIVATION_PY) and function == "forward"):
+        return "", False
+    module = frame.f_locals.get("self")  # read only here: f_locals copies every local of the frame
+    if hasattr(module, "dim"):  # nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d
         given = getattr(module, "dim", None)
         name = type(module).__name__
         if given is None:
@@ -214,12 +224,12 @@ def recording_backends() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
-    """Sees every softmax call of one forward pass."""
+class SoftmaxSites:
+    """The softmax calls of one forward pass, each named by where it ran."""
 
     def __init__(self, modules: ModuleIndex, batch_size: int,
                  shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()  # the dispatch mode's, for the OpRecorder
         self.modules = modules
         self.batch_size = batch_size
         # Each site's shape on the example, 1 where it was 1 and None (free)
@@ -228,13 +238,6 @@ class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.shapes = shapes
         self.calls: list[SoftmaxCall] = []
         self.counts: Counter[str] = Counter()
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        kind = SOFTMAX_OPS.get(func)
-        if kind is not None:
-            self.calls.append(self._softmax_call(func, kind, args, out))
-        return out
 
     def unique_path(self, path: str) -> str:
         self.counts[path] += 1
@@ -246,16 +249,36 @@ class SiteRecorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         dim = int(args[1]) % ndim
         op = "safe_softmax" if func is _ATEN._safe_softmax.default else kind
         where = call_site(self.modules, op, dim, ndim, need_call=True, written=int(args[1]))
+        path = self.unique_path(where.module_path)
+        # A site the example did not show (a loop that ran longer) is taken as free.
+        shape = loose_shape(out) if self.shapes is None else self.shapes.get(path, (None,) * out.dim())
         site = LayerSite(
-            path=self.unique_path(where.module_path), name=where.module_path, layer_class=where.module_class,
+            path=path, name=where.module_path, layer_class=where.module_class,
             kind=SOFTMAX, activation=kind, softmax_axes=(dim,), dtype=str(out.dtype).removeprefix("torch."),
             masked=op == "safe_softmax", call=where.call, location=where.location,
-            batch_first=fed.dim() >= 2 and int(fed.shape[0]) == self.batch_size,
+            batch_first=fed.dim() >= 2 and int(fed.shape[0]) == self.batch_size, shape=shape,
         )
-        # A site the example did not show (a loop that ran longer) is taken as free.
-        shape = loose_shape(out) if self.shapes is None else self.shapes.get(site.path, (None,) * out.dim())
-        site = _with_shape(site, shape)
         return SoftmaxCall(site, out, fed)
+
+
+class SiteRecorder(SoftmaxSites):
+    """Sees every softmax call of one forward pass, and no other op: the
+    search's pass on every example (see ``intercept.py``)."""
+
+    def __init__(self, modules: ModuleIndex, batch_size: int,
+                 shapes: dict[str, tuple[int | None, ...]] | None = None) -> None:
+        super().__init__(modules, batch_size, shapes)
+        self._reporting = Reporting(self.record)
+
+    def record(self, func: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
+        self.calls.append(self._softmax_call(func, SOFTMAX_OPS[func], args, out))
+
+    def __enter__(self) -> SiteRecorder:
+        self._reporting.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reporting.__exit__(*exc)
 
 
 @dataclass
@@ -270,7 +293,7 @@ class OpGroup:
     exp_input: torch.Tensor | None = None
 
 
-class OpRecorder(SiteRecorder):  # type: ignore[no-untyped-call]
+class OpRecorder(SoftmaxSites, TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Also records every other op, grouped by module and source line, with
     the records (or model inputs) that fed each: the diagnosis probe, and
     the pass that learns which outputs come from a softmax."""
@@ -415,12 +438,6 @@ def _ops_text(ops: list[str]) -> str:
 def loose_shape(tensor: torch.Tensor) -> tuple[int | None, ...]:
     """The shape with every size but 1 left free (the batch always free)."""
     return tuple(None if i == 0 or int(s) != 1 else 1 for i, s in enumerate(tensor.shape))
-
-
-def _with_shape(site: LayerSite, shape: tuple[int | None, ...] | None) -> LayerSite:
-    from dataclasses import replace
-
-    return replace(site, shape=shape)
 
 
 def _with_producers(site: LayerSite, producers: tuple[str, ...]) -> LayerSite:
