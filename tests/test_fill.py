@@ -1,0 +1,97 @@
+"""The value patterns inputs are built from (core/inputs/fill.py), pinned
+as a rebuild line promises them: a ramp from -1 to 1, uniform values in
+[-1, 1), standard normal ones, and a batch larger than one random block
+made of rows that are each a circular stretch of that block (all values of
+a row distinct, no two rows alike, nothing left unwritten).  In-process and
+fast: these are what the mutation run of fill.py is checked against."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_softmax.core.inputs.fill import RANDOM_BLOCK, float_values
+
+
+def values(pattern: str, size: int, *, dtype: str = "float32", rows: int = 1, seed: int = 7,
+           scale: float = 1.0, offset: float = 0.0, limit: float = 1e6) -> np.ndarray:
+    return float_values(pattern, size, dtype, scale=scale, offset=offset, seed=seed, spikes=(), limit=limit,
+                        rows=rows)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_values_come_in_the_dtype_they_are_computed_in(dtype: str) -> None:
+    expected = np.float64 if dtype == "float64" else np.float32
+    for pattern in ("ramp", "alternating", "normal", "uniform", "constant", "one-hot"):
+        assert values(pattern, 12, dtype=dtype, rows=3).dtype == expected, pattern
+
+
+def test_a_ramp_runs_evenly_from_minus_one_to_one() -> None:
+    ramp = values("ramp", 9)
+    np.testing.assert_allclose(ramp, np.linspace(-1, 1, 9), atol=1e-6)
+    assert values("ramp", 2).tolist() == [-1.0, 1.0]
+    assert values("ramp", 1).tolist() == [-1.0]
+
+
+def test_alternating_values_are_plus_and_minus_one() -> None:
+    assert values("alternating", 5).tolist() == [1, -1, 1, -1, 1]
+
+
+def test_uniform_values_fill_minus_one_to_one() -> None:
+    uniform = values("uniform", 50_000)
+    assert uniform.min() >= -1.0 and uniform.max() < 1.0
+    assert uniform.min() < -0.99 and uniform.max() > 0.99
+    assert abs(float(uniform.mean())) < 0.02 and abs(float(uniform.std()) - 1 / np.sqrt(3)) < 0.01
+
+
+def test_normal_values_are_standard_normal() -> None:
+    normal = values("normal", 50_000)
+    assert abs(float(normal.mean())) < 0.02 and abs(float(normal.std()) - 1.0) < 0.02
+    assert normal.min() < -3.5 and normal.max() > 3.5
+
+
+def test_offset_then_scale_then_the_limit() -> None:
+    base = values("uniform", 1000)
+    np.testing.assert_allclose(values("uniform", 1000, offset=0.5, scale=4.0), (base + 0.5) * 4.0, rtol=1e-6)
+    clipped = values("uniform", 1000, scale=1e4, limit=5e3)
+    assert clipped.max() == 5e3 and clipped.min() == -5e3
+
+
+def circular_starts(batch: np.ndarray, block: np.ndarray, rows: int) -> list[int]:
+    """Where in ``block`` each row of ``batch`` starts, asserting that each
+    row is a circular stretch of the block from there (a float32 value can
+    recur in a block of 2**18, so every place it occurs is a candidate)."""
+    starts = []
+    for row in batch.reshape(rows, -1):
+        index = (np.arange(row.size)[None, :] + np.flatnonzero(block == row[0])[:, None]) % block.size
+        matching = [int(i[0]) for i in index if np.array_equal(block[i], row)]
+        assert matching, "a row that is not a stretch of the block"
+        starts.append(matching[0])
+    return starts
+
+
+@pytest.mark.parametrize("pattern", ["normal", "uniform"])
+def test_a_batch_larger_than_one_block_is_rows_of_rotated_stretches(pattern: str) -> None:
+    rows, row_length = 4, 100_000  # 400,000 values: more than one block of 2**18
+    assert rows * row_length > RANDOM_BLOCK >= row_length
+    block = values(pattern, RANDOM_BLOCK)
+    batch = values(pattern, rows * row_length, rows=rows)
+    starts = circular_starts(batch, block, rows)
+    assert starts[0] == 0  # the first row is the block itself, from its start
+    assert len(set(starts)) == rows  # no two rows alike
+    for row in batch.reshape(rows, -1):  # distinct up to float32's own repeats
+        assert np.unique(row).size > 0.99 * row.size
+
+
+def test_one_row_longer_than_the_block_wraps_around_it() -> None:
+    size = RANDOM_BLOCK + 1000
+    block = values("normal", RANDOM_BLOCK)
+    batch = values("normal", size, rows=1)
+    np.testing.assert_array_equal(batch, block[np.arange(size) % RANDOM_BLOCK])
+
+
+def test_a_tiled_batch_is_scaled_as_the_block_is() -> None:
+    rows, row_length = 2, RANDOM_BLOCK
+    block = values("uniform", RANDOM_BLOCK, offset=0.25, scale=3.0)
+    batch = values("uniform", rows * row_length, rows=rows, offset=0.25, scale=3.0)
+    circular_starts(batch, block, rows)
