@@ -127,3 +127,11 @@ def test_the_memory_dies_with_the_model() -> None:
     del model
     gc.collect()
     assert not any(isinstance(key, Model) for key in passed_preflights._passed.keys())
+
+
+@pytest.mark.parametrize("model", [["an", "unhashable", "model"], 42], ids=["unhashable", "not-weakly-held"])
+def test_a_model_object_the_memory_cannot_hold_runs_the_preflight_every_time(model: object) -> None:
+    for _ in range(2):
+        adapter = Counting(model, "w1")
+        run(adapter)
+        assert (adapter.passes, adapter.eager_calls) == (2, 1)
