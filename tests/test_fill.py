@@ -95,3 +95,31 @@ def test_a_tiled_batch_is_scaled_as_the_block_is() -> None:
     block = values("uniform", RANDOM_BLOCK, offset=0.25, scale=3.0)
     batch = values("uniform", rows * row_length, rows=rows, offset=0.25, scale=3.0)
     circular_starts(batch, block, rows)
+
+
+def test_a_constant_is_one_plus_offset_times_scale() -> None:
+    assert values("constant", 3, offset=0.5, scale=2.0).tolist() == [3.0, 3.0, 3.0]
+
+
+def test_every_scale_is_applied_even_two() -> None:
+    np.testing.assert_allclose(values("normal", 100, scale=2.0), 2.0 * values("normal", 100), rtol=1e-6)
+
+
+def test_an_offset_that_pushes_values_past_the_limit_is_clipped() -> None:
+    # (1 + 0.5) * 1e4 = 1.5e4 passes the limit although 1e4 alone does not.
+    pushed = values("uniform", 1000, offset=0.5, scale=1e4, limit=1.2e4)
+    assert pushed.max() == 1.2e4
+
+
+def test_an_empty_input_is_an_empty_array() -> None:
+    for pattern in ("normal", "uniform", "ramp", "alternating", "constant"):
+        assert values(pattern, 0).size == 0, pattern
+
+
+def test_a_batch_of_exactly_one_block_is_the_block_itself() -> None:
+    np.testing.assert_array_equal(values("normal", RANDOM_BLOCK, rows=2), values("normal", RANDOM_BLOCK))
+
+
+def test_a_tiled_batch_keeps_its_dtype() -> None:
+    assert values("normal", 2 * RANDOM_BLOCK, rows=2).dtype == np.float32
+    assert values("normal", 2 * RANDOM_BLOCK, rows=2, dtype="float64").dtype == np.float64
