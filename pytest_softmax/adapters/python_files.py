@@ -73,6 +73,15 @@ def split_factory(text: str) -> tuple[str, str] | None:
     return head, name
 
 
+def bad_factory_name(file: str, factory: str) -> str | None:
+    """Why ``factory`` cannot name a function in ``file`` (for a message
+    prefixed with where it was written), or ``None`` when it can."""
+    if factory.isidentifier():
+        return None
+    return ("after the colon comes the name of the function that builds the model, a Python identifier "
+            f"({file}:build_model)")
+
+
 def is_python_file(path: Path) -> bool:
     return path.suffix.lower() == PYTHON_SUFFIX
 

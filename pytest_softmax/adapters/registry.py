@@ -20,7 +20,7 @@ from . import python_files
 from .base import SoftmaxSetupError
 from .keras import config as keras_config
 from .keras import formats as keras_formats
-from .python_files import FactoryReference, is_python_file, split_factory
+from .python_files import FactoryReference, bad_factory_name, is_python_file, split_factory
 from .torch import formats as torch_formats
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # The pytest layer reaches the adapters through this module: what it needs
 # to parse ``path/to/file.py:factory`` is re-exported here.
-__all__ = ["FRAMEWORKS", "FactoryReference", "adapt", "adapt_factory_file", "is_model_directory",
+__all__ = ["FRAMEWORKS", "FactoryReference", "adapt", "adapt_factory_file", "bad_factory_name", "is_model_directory",
            "is_python_file", "model_suffixes", "quiet_native_logs", "runtime_description", "split_factory"]
 
 
@@ -172,11 +172,9 @@ def _factory_reference(model: object) -> FactoryReference | None:
     if split is None:
         return None
     file, factory = split
-    if not factory.isidentifier():
-        raise SoftmaxSetupError(
-            f"model={os.fspath(model)!r}: after the colon comes the name of the function that builds the model, "
-            f"a Python identifier ({file}:build_model)"
-        )
+    problem = python_files.bad_factory_name(file, factory)
+    if problem is not None:
+        raise SoftmaxSetupError(f"model={os.fspath(model)!r}: {problem}")
     return FactoryReference(path=Path(file).resolve(), factory=factory, display=file)
 
 

@@ -35,6 +35,7 @@ import pytest
 
 from ..adapters.registry import (
     FactoryReference,
+    bad_factory_name,
     is_model_directory,
     is_python_file,
     model_suffixes,
@@ -206,11 +207,9 @@ def _expand(raw: str, base: Path, origin: str, rootpath: Path) -> list[ModelSour
 def _factory_source(raw: str, path: Path, factory: str, origin: str, rootpath: Path) -> ModelSource:
     """``path/to/file.py:factory``: checked at start-up as far as can be
     without running the file (it is imported when its item runs)."""
-    if not factory.isidentifier():
-        raise pytest.UsageError(
-            f"pytest-softmax: {origin}: {raw!r}: after the colon comes the name of the function that builds "
-            f"the model, a Python identifier ({raw.rpartition(':')[0]}:build_model)"
-        )
+    problem = bad_factory_name(raw.rpartition(":")[0], factory)
+    if problem is not None:
+        raise pytest.UsageError(f"pytest-softmax: {origin}: {raw!r}: {problem}")
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise pytest.UsageError(
