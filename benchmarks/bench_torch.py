@@ -9,7 +9,8 @@ same seed (so the same batches, warm), the batches it fed the model are
 kept, and the *floor* (run once before it is timed) is the model's own eager forward under ``torch.inference_mode``
 over those same batches, made into tensors beforehand.  Medians over the
 repeats, side by side, and their ratio (target: steady state within 2x).
-Also the adapter's own pass over the same batches, inside
+Also Hypothesis' own engine per test case (an empty test drawing one
+integer), the adapter's own pass over the same batches, inside
 ``preserved_state`` as in a check, and, for a model with softmax sites
 inside, the same forward on the path its recorded pass must take (MHA fast
 path off, math SDPA) with nothing recorded: the part of the gap that comes
@@ -42,7 +43,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np
 import torch
-from hypothesis import settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from pytest_softmax import check_softmax
@@ -126,6 +128,20 @@ def floor_per_example(model: nn.Module, batches: list[list[np.ndarray]], dtypes:
         return (time.perf_counter() - start) / max(len(tensors), 1)
 
 
+def hypothesis_per_example(n: int) -> float:
+    """Seconds per test case of a Hypothesis test with an empty body drawing
+    one integer, under the settings a check runs with: what the engine costs
+    around every batch, before any input is drawn or any model is run."""
+    @settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers())
+    def empty(_: int) -> None:
+        pass
+
+    started = time.perf_counter()
+    empty()
+    return (time.perf_counter() - started) / n
+
+
 def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) -> None:
     model = factory()
     started = time.perf_counter()
@@ -167,6 +183,7 @@ def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) 
                 run(batch)
             passes.append((time.perf_counter() - started) / max(len(kept.seen), 1))
         assert report.passed
+    engine = statistics.median(hypothesis_per_example(examples) for _ in range(repeats))
     check, floor, own = statistics.median(checks), statistics.median(floors), statistics.median(passes)
     slowest = statistics.median(slow)
     recorded = adapter.internal_softmax_sites()
@@ -176,7 +193,10 @@ def measure(name: str, factory: Any, example: Any, examples: int, repeats: int) 
     print(f"{name}: first check (export, first recording) {first:.2f} s; steady state per example: "
           f"check {check * 1e3:.2f} ms vs floor {floor * 1e3:.2f} ms -> ratio {check / floor:.2f}x; "
           f"the adapter's {kind} alone {own * 1e3:.2f} ms ({own / floor:.2f}x)"
-          f"{slow_path if recorded else ''} (median of {repeats}, {examples} examples each)")
+          f"{slow_path if recorded else ''} (median of {repeats}, {examples} examples each); "
+          f"Hypothesis' engine alone (one integer drawn per test case) {engine * 1e3:.2f} ms ({engine / floor:.2f}x): "
+          f"with one batch per test case a check costs at least the adapter's pass plus that, "
+          f"{(own + engine) / floor:.2f}x")
 
 
 def main() -> None:

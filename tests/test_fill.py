@@ -2,7 +2,9 @@
 as a rebuild line promises them: a ramp from -1 to 1, uniform values in
 [-1, 1), standard normal ones, and a batch larger than one random block
 made of rows that are each a circular stretch of that block (all values of
-a row distinct, no two rows alike, nothing left unwritten).  In-process and
+a row distinct, no two rows alike, nothing left unwritten), each random
+block a stretch of one table that is the same in every process, and every
+batch on a boundary a framework can adopt without a copy.  In-process and
 fast: these are what the mutation run of fill.py is checked against."""
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_softmax.core.inputs.fill import RANDOM_BLOCK, float_values
+import subprocess
+import sys
+
+from pytest_softmax.core.inputs import fill
+from pytest_softmax.core.inputs.fill import BUFFER_ALIGNMENT, RANDOM_BLOCK, RANDOM_TABLE, float_values, int_values
+from pytest_softmax.core.inputs.recipes import ArrayRecipe
 
 
 def values(pattern: str, size: int, *, dtype: str = "float32", rows: int = 1, seed: int = 7,
@@ -123,3 +130,70 @@ def test_a_batch_of_exactly_one_block_is_the_block_itself() -> None:
 def test_a_tiled_batch_keeps_its_dtype() -> None:
     assert values("normal", 2 * RANDOM_BLOCK, rows=2).dtype == np.float32
     assert values("normal", 2 * RANDOM_BLOCK, rows=2, dtype="float64").dtype == np.float64
+
+
+class _StartAt:
+    """A stand-in generator whose first integer is ``start``."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def integers(self, high: int) -> int:
+        assert high == RANDOM_TABLE
+        return self.start
+
+
+@pytest.mark.parametrize("pattern", ["normal", "uniform"])
+def test_a_random_block_is_a_stretch_of_the_pattern_table_that_wraps_around(pattern: str) -> None:
+    table = fill._random_table(pattern, np.dtype(np.float32))
+    assert table.size == RANDOM_TABLE and not table.flags.writeable
+
+    wrapped = fill._random_block(_StartAt(RANDOM_TABLE - 3), pattern, 10, np.dtype(np.float32))  # type: ignore[arg-type]
+
+    np.testing.assert_array_equal(wrapped, np.concatenate([table[-3:], table[:7]]))
+    wrapped += 1  # the block is the caller's to scale in place; the table stays as drawn
+    np.testing.assert_array_equal(table[:7], fill._random_table(pattern, np.dtype(np.float32))[:7])
+
+
+def test_each_pattern_has_its_own_table_per_dtype() -> None:
+    normal, uniform = (fill._random_table(p, np.dtype(np.float32)) for p in ("normal", "uniform"))
+    assert not np.array_equal(normal, uniform)
+    assert fill._random_table("normal", np.dtype(np.float64)).dtype == np.float64
+
+
+def test_random_values_depend_on_the_seed_and_on_nothing_else() -> None:
+    first, again, other = values("normal", 1000, seed=7), values("normal", 1000, seed=7), values("normal", 1000, seed=8)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_random_values_are_the_same_in_a_new_process() -> None:
+    """A rebuild line is replayed in another process (a CI log, a colleague's
+    machine): the table must not depend on anything but its fixed seed."""
+    code = ("from pytest_softmax.core.inputs.fill import float_values; "
+            "print(float_values('normal', 64, 'float32', scale=1.0, offset=0.0, seed=11, spikes=(), "
+            "limit=1e6).tobytes().hex())")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == values("normal", 64, seed=11).tobytes().hex()
+
+
+@pytest.mark.parametrize("pattern", ["normal", "uniform", "ramp", "alternating", "constant", "one-hot"])
+@pytest.mark.parametrize("shape", [(32, 10, 48), (32, 224, 224, 3), (3, 5)])
+def test_float_batches_start_on_the_alignment_a_framework_can_adopt(pattern: str, shape: tuple[int, ...]) -> None:
+    batch = ArrayRecipe(pattern, seed=3).expand(shape, "float32")
+    if pattern != "ramp":  # numpy's arange allocates its own array
+        assert batch.ctypes.data % BUFFER_ALIGNMENT == 0
+    assert batch.flags.c_contiguous and batch.flags.writeable and batch.shape == shape
+
+
+@pytest.mark.parametrize("pattern", ["constant", "one-hot", "edges"])
+def test_id_batches_start_on_the_alignment_a_framework_can_adopt(pattern: str) -> None:
+    ids = int_values(pattern, 1000, np.dtype(np.int32), low=0, high=50, offset=3.0, seed=1, spikes=(), rows=10)
+    assert ids.ctypes.data % BUFFER_ALIGNMENT == 0 and ids.dtype == np.int32
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 1000])
+def test_a_batch_buffer_holds_exactly_the_values_asked_for(size: int) -> None:
+    buffer = fill.batch_buffer(size, np.dtype(np.float64))
+    assert buffer.shape == (size,) and buffer.dtype == np.float64
+    assert size == 0 or buffer.ctypes.data % BUFFER_ALIGNMENT == 0  # an empty array has no data to align

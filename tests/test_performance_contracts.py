@@ -5,12 +5,15 @@ figures live in ``benchmarks/``):
 * one compiled forward trace per model and signature, shared by tests and
   parametrizations, and not renewed by variable-length inputs;
 * generated large tensors are varied, reproducible and still shrink to a
-  one-line description.
+  one-line description;
+* TensorFlow takes a generated batch as it is, without a copy, and copies
+  every array it could not use in place.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import keras
 import numpy as np
@@ -125,6 +128,64 @@ def test_large_random_tensors_are_varied_and_reproducible(pattern: str, dtype: s
     assert all(_distinct_fraction(batch[i]) > 0.9 for i in (0, 13, 31))
     assert len({batch[i].tobytes() for i in range(32)}) == 32, "rows of a batch repeat"
     np.testing.assert_array_equal(batch, recipe.expand(shape, dtype))
+
+
+def _doubling_forward() -> Any:
+    import tensorflow as tf
+
+    from pytest_softmax.adapters.keras.backends.tensorflow import TracedForward
+
+    return TracedForward(tf.function(lambda x: [x * 2], input_signature=[tf.TensorSpec((None, 6), tf.float32)]))
+
+
+@pytest.mark.tensorflow_only  # TensorFlow's DLPack import
+def test_tensorflow_takes_a_generated_batch_without_a_copy() -> None:
+    import tensorflow as tf
+
+    forward = _doubling_forward()
+    batch = ArrayRecipe("normal", seed=4).expand((8, 6), "float32")
+
+    tensor = forward._tensor(batch, tf.float32)
+    batch[0, 0] = 42.0
+
+    assert float(tensor[0, 0]) == 42.0, "the batch was copied"
+    np.testing.assert_array_equal(forward([batch])[0], batch * 2)
+
+
+def _unaligned(values: np.ndarray) -> np.ndarray:
+    raw = np.empty(values.size + 1, dtype=values.dtype)
+    start = 1 if raw.ctypes.data % 64 == 0 else 0
+    shifted = raw[start:start + values.size].reshape(values.shape)
+    shifted[...] = values
+    assert shifted.ctypes.data % 64 != 0
+    return shifted
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    values.flags.writeable = False  # aligned as generated: numpy refuses to export it
+    return values
+
+
+@pytest.mark.tensorflow_only  # TensorFlow's DLPack import
+@pytest.mark.parametrize("make", [
+    _unaligned,  # TensorFlow aborts the process on an unaligned shared buffer
+    _read_only,
+    lambda values: values.astype(np.float64),  # another dtype than the signature's
+    lambda values: np.asfortranarray(values),
+    lambda values: values[:0],
+], ids=["unaligned", "read-only", "float64-for-float32", "fortran-order", "empty"])
+def test_tensorflow_copies_every_array_it_cannot_use_in_place(make: Any) -> None:
+    import tensorflow as tf
+
+    forward = _doubling_forward()
+    array = make(ArrayRecipe("normal", seed=4).expand((8, 6), "float32"))
+    expected = np.asarray(array, dtype=np.float32) * 2
+
+    tensor = forward._tensor(array, tf.float32)
+    if array.size and array.flags.writeable:
+        array[...] = 0  # the tensor must not see it
+
+    np.testing.assert_array_equal(np.asarray(tensor) * 2, expected)
 
 
 def test_most_generated_images_are_varied() -> None:

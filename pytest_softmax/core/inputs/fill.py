@@ -8,11 +8,13 @@ Three things keep it cheap:
 * values are built directly in the target dtype, in place, with no float64
   temporaries (float64 inputs are built in float64, everything else in
   float32 and narrowed once);
-* random patterns draw at most :data:`RANDOM_BLOCK` fresh values per input
-  and give every row of the batch a circular stretch of that block starting
-  at a random place: each row of a large batch is then a different tensor
-  whose values are all distinct (up to the block's size), at the cost of
-  one block of random numbers instead of millions;
+* random patterns take a block of at most :data:`RANDOM_BLOCK` values per
+  input, a stretch of a table of random values drawn once per process (at a
+  place the recipe's seed picks), and give every row of the batch a
+  circular stretch of that block starting at a random place: each row of a
+  large batch is then a different tensor whose values are all distinct (up
+  to the block's size), at the cost of copying one block instead of drawing
+  millions of random numbers;
 * patterns without randomness are written with slice assignments.
 
 Everything is a pure function of the recipe and the shape, so a failing
@@ -21,13 +23,23 @@ input can be rebuilt exactly from its one-line description.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 # 2**18 = 262,144 values: more than one 224x224x3 image (150,528), so each
 # image of a batch is (almost) one rotated stretch of distinct random values.
 RANDOM_BLOCK = 1 << 18
+# Random blocks are stretches of one table per pattern and dtype, four
+# blocks long: a million starting places, so no two examples of a search
+# share a block in practice.
+RANDOM_TABLE = 4 * RANDOM_BLOCK
+_TABLE_SEED = 20260101
+# The alignment TensorFlow needs to use a buffer it did not allocate (Eigen's
+# largest, for AVX-512).
+BUFFER_ALIGNMENT = 64
 
 
 def work_dtype(dtype: str) -> np.dtype[np.floating]:
@@ -36,14 +48,45 @@ def work_dtype(dtype: str) -> np.dtype[np.floating]:
     return np.dtype(np.float64) if dtype == "float64" else np.dtype(np.float32)
 
 
-def _random_block(rng: np.random.Generator, pattern: str, count: int, dtype: np.dtype[np.floating]) -> np.ndarray:
-    block = np.empty(count, dtype=dtype)
+def batch_buffer(size: int, dtype: np.dtype[Any]) -> np.ndarray:
+    """An uninitialized flat array whose data starts on a
+    :data:`BUFFER_ALIGNMENT`-byte boundary, which lets a framework adopt the
+    batch without copying it (TensorFlow copies every other numpy array)."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(size * dtype.itemsize + BUFFER_ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % BUFFER_ALIGNMENT
+    return raw[start:start + size * dtype.itemsize].view(dtype)
+
+
+@functools.cache
+def _random_table(pattern: str, dtype: np.dtype[np.floating]) -> np.ndarray:
+    """:data:`RANDOM_TABLE` values of the pattern (standard normal, or
+    uniform in [-1, 1)), drawn once per process from a fixed seed."""
+    rng = np.random.default_rng(_TABLE_SEED)
+    table = np.empty(RANDOM_TABLE, dtype=dtype)
     if pattern == "normal":
-        rng.standard_normal(dtype=dtype, out=block)
-    else:  # uniform in [-1, 1)
-        rng.random(dtype=dtype, out=block)
-        block *= 2
-        block -= 1
+        rng.standard_normal(dtype=dtype, out=table)
+    else:
+        rng.random(dtype=dtype, out=table)
+        table *= 2
+        table -= 1
+    table.flags.writeable = False
+    return table
+
+
+def _random_block(rng: np.random.Generator, pattern: str, count: int, dtype: np.dtype[np.floating]) -> np.ndarray:
+    """``count`` random values of the pattern: a circular stretch of its
+    table starting where ``rng`` says.  Copying a stretch costs a fraction of
+    drawing fresh values (a standard normal draw costs ~11 ns a value, 3 ms
+    for one block), and a different start gives a different block."""
+    table = _random_table(pattern, dtype)
+    block = batch_buffer(count, dtype)
+    start, position = int(rng.integers(table.size)), 0
+    while position < count:
+        length = min(table.size - start, count - position)
+        block[position:position + length] = table[start:start + length]
+        position += length
+        start = 0
     return block
 
 
@@ -82,10 +125,12 @@ def float_values(
     :func:`work_dtype`."""
     work = work_dtype(dtype)
     if pattern == "one-hot":  # one value per row, ``scale`` at position int(offset) of the row (-1: the last)
-        flat = np.zeros(size, dtype=work)
+        flat = batch_buffer(size, work)
+        flat.fill(0)
         _one_per_row(flat, rows, int(offset), max(-limit, min(limit, scale)))
     elif pattern == "constant":
-        flat = np.full(size, max(-limit, min(limit, (1.0 + offset) * scale)), dtype=work)
+        flat = batch_buffer(size, work)
+        flat.fill(max(-limit, min(limit, (1.0 + offset) * scale)))
     else:
         # Offset, scale and clip go on the pattern's values before a random
         # block is tiled over millions of positions: the same values, each
@@ -124,7 +169,7 @@ def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: in
         flat -= 1
         return flat, 1.0, None
     if pattern == "alternating":
-        flat = np.empty(size, dtype=work)
+        flat = batch_buffer(size, work)
         flat[0::2] = 1
         flat[1::2] = -1
         return flat, 1.0, None
@@ -135,7 +180,7 @@ def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: in
         return block, largest, None
 
     def tile(values: np.ndarray, rows: int) -> np.ndarray:
-        flat = np.empty(size, dtype=work)
+        flat = batch_buffer(size, work)
         _tile_rows(rng, values, flat, rows)
         return flat
 
@@ -160,14 +205,16 @@ def int_values(
     low, high = max(low, int(info.min)), min(high, int(info.max) + 1)
     span = max(high - low, 1)
     if pattern == "constant":
-        flat = np.full(size, low + int(offset) % span, dtype=dtype)
+        flat = batch_buffer(size, dtype)
+        flat.fill(low + int(offset) % span)
     elif pattern == "uniform":
         flat = np.random.default_rng(seed).integers(low, high, size=size, dtype=dtype)
     elif pattern == "one-hot":  # low everywhere but low + 1 at position int(offset) of each row
-        flat = np.full(size, low, dtype=dtype)
+        flat = batch_buffer(size, dtype)
+        flat.fill(low)
         _one_per_row(flat, rows, int(offset), low + min(1, span - 1))
     else:  # edges: the first and last valid id, alternating
-        flat = np.empty(size, dtype=dtype)
+        flat = batch_buffer(size, dtype)
         flat[0::2] = low
         flat[1::2] = high - 1
     if size:

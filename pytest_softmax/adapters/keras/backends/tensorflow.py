@@ -23,10 +23,39 @@ class TracedForward:
         self._concrete = function.get_concrete_function()
         self._dtypes = [spec.dtype for spec in function.input_signature]
         self._convert = tf.convert_to_tensor
+        self._from_dlpack = tf.experimental.dlpack.from_dlpack
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        tensors = [self._convert(x, dtype=d) for x, d in zip(inputs, self._dtypes)]
+        tensors = [self._tensor(x, d) for x, d in zip(inputs, self._dtypes)]
         return [np.asarray(y) for y in self._concrete(*tensors)]
+
+    def _tensor(self, array: np.ndarray, dtype: Any) -> Any:
+        """The array as a tensor, shared rather than copied where TensorFlow
+        can use it in place: ~1 us instead of ~30 us for a small batch, and
+        no 19 MB copy (~3 ms) for 32 images at 224x224x3."""
+        if _adoptable(array, dtype):
+            try:
+                return self._from_dlpack(array.__dlpack__())
+            except BufferError:  # numpy exports no read-only array: copied
+                pass
+        return self._convert(array, dtype=dtype)
+
+
+# TensorFlow aborts the process (not an exception) when a kernel reads a
+# shared buffer that is not aligned to Eigen's largest alignment.
+_ALIGNMENT = 64
+_ADOPTABLE_DTYPES = frozenset({"float16", "float32", "float64", "int32", "int64"})
+
+
+def _adoptable(array: Any, dtype: Any) -> bool:
+    return (
+        isinstance(array, np.ndarray)
+        and array.size > 0
+        and array.ctypes.data % _ALIGNMENT == 0
+        and array.flags.c_contiguous
+        and array.dtype.name in _ADOPTABLE_DTYPES
+        and array.dtype == dtype.as_numpy_dtype
+    )
 
 
 class TensorFlowBackend:
