@@ -132,27 +132,29 @@ def test_a_tiled_batch_keeps_its_dtype() -> None:
     assert values("normal", 2 * RANDOM_BLOCK, rows=2, dtype="float64").dtype == np.float64
 
 
-class _StartAt:
-    """A stand-in generator whose first integer is ``start``."""
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-
-    def integers(self, high: int) -> int:
-        assert high == RANDOM_TABLE
-        return self.start
-
-
 @pytest.mark.parametrize("pattern", ["normal", "uniform"])
-def test_a_random_block_is_a_stretch_of_the_pattern_table_that_wraps_around(pattern: str) -> None:
+def test_a_random_block_is_a_stretch_of_the_pattern_table_that_wraps_around(
+        pattern: str, monkeypatch: pytest.MonkeyPatch) -> None:
     table = fill._random_table(pattern, np.dtype(np.float32))
     assert table.size == RANDOM_TABLE and not table.flags.writeable
+    monkeypatch.setattr(fill, "table_start", lambda seed: RANDOM_TABLE - 3)
 
-    wrapped = fill._random_block(_StartAt(RANDOM_TABLE - 3), pattern, 10, np.dtype(np.float32))  # type: ignore[arg-type]
+    wrapped = fill._random_block(pattern, 10, np.dtype(np.float32), seed=5)
 
     np.testing.assert_array_equal(wrapped, np.concatenate([table[-3:], table[:7]]))
     wrapped += 1  # the block is the caller's to scale in place; the table stays as drawn
     np.testing.assert_array_equal(table[:7], fill._random_table(pattern, np.dtype(np.float32))[:7])
+
+
+def test_a_seed_starts_its_block_anywhere_in_the_table_and_neighbours_far_apart() -> None:
+    starts = [fill.table_start(seed) for seed in range(1000)]
+    assert all(0 <= start < RANDOM_TABLE for start in starts)
+    assert len(set(starts)) == 1000
+    gaps = [abs(a - b) for a, b in zip(starts, starts[1:])]
+    assert sorted(gaps)[len(gaps) // 2] > RANDOM_TABLE // 8  # neighbouring seeds do not share most of a block
+    assert max(starts) > RANDOM_TABLE * 0.99 and min(starts) < RANDOM_TABLE * 0.01
+    # SplitMix64's published first output for seed 0, taken modulo the table size.
+    assert fill.table_start(0) == 0xE220A8397B1DCDAF % RANDOM_TABLE
 
 
 def test_each_pattern_has_its_own_table_per_dtype() -> None:
