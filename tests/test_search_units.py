@@ -151,6 +151,18 @@ def test_search_settings_are_quiet_unless_the_profile_asks_for_more(
     assert _search_settings(settings_with(), "ns").verbosity == used
 
 
+def test_a_verbose_profile_shows_each_edge_batch_as_one_line(
+    loaded_profile, hm, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    loaded_profile(verbosity=Verbosity.verbose, database=None)
+    check_softmax(hm.healthy(), max_examples=2, batch_size=4)
+
+    shown = capsys.readouterr().out
+    assert "Trying explicit example: search_for_violation(" in shown
+    assert "batch=GeneratedBatch(" in shown and "edge rows in turn: constant 0; constant 1;" in shown
+    assert "arrays=" not in shown and "array(" not in shown  # not field by field, arrays included
+
+
 def test_the_search_seed_is_the_forced_one_else_none_when_derandomized_else_random() -> None:
     assert _search_seed(7, settings(derandomize=True)) == 7
     assert _search_seed(0, settings()) == 0

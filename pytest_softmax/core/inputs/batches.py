@@ -34,8 +34,8 @@ class GeneratedBatch:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         # Hypothesis pretty-prints every explicit example it runs, a
-        # dataclass field by field, arrays included: ~7 ms for an edge batch
-        # of a small LSTM, once per check.  The one-line form says what matters.
+        # dataclass field by field, arrays included: 2-7 ms for an edge
+        # batch of a small LSTM, once per check.  The one-line form says what matters.
         printer.text(repr(self))
 
     def summaries(self) -> list[InputSummary]:
