@@ -149,7 +149,9 @@ def test_tensorflow_takes_a_generated_batch_without_a_copy() -> None:
     batch[0, 0] = 42.0
 
     assert float(tensor[0, 0]) == 42.0, "the batch was copied"
-    np.testing.assert_array_equal(forward([batch])[0], batch * 2)
+    before = batch.copy()
+    np.testing.assert_array_equal(forward([batch])[0], before * 2)
+    np.testing.assert_array_equal(batch, before)  # shared, and only read
 
 
 def _unaligned(values: np.ndarray) -> np.ndarray:
