@@ -135,3 +135,23 @@ def test_a_model_object_the_memory_cannot_hold_runs_the_preflight_every_time(mod
         adapter = Counting(model, "w1")
         run(adapter)
         assert (adapter.passes, adapter.eager_calls) == (2, 1)
+
+
+def test_a_batch_is_known_by_its_values_shape_and_dtype_not_its_memory_layout() -> None:
+    import hashlib
+
+    from pytest_softmax.adapters.base.arrays import add_to_digest
+
+    def digest(array: np.ndarray, label: str = "") -> str:
+        made = hashlib.sha1(usedforsecurity=False)
+        add_to_digest(made, array, label)
+        return made.hexdigest()
+
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert digest(np.asfortranarray(values)) == digest(values) == digest(values.copy())
+    assert digest(values.reshape(4, 3)) != digest(values)  # the same bytes, another shape
+    assert digest(values.astype(np.int32)) != digest(values)
+    assert digest(values, "kernel") != digest(values, "bias")
+    changed = values.copy()
+    changed[2, 3] = -1
+    assert digest(changed) != digest(values)

@@ -172,7 +172,7 @@ def _factory_reference(model: object) -> FactoryReference | None:
     if split is None:
         return None
     file, factory = split
-    problem = python_files.bad_factory_name(file, factory)
+    problem = bad_factory_name(file, factory)
     if problem is not None:
         raise SoftmaxSetupError(f"model={os.fspath(model)!r}: {problem}")
     return FactoryReference(path=Path(file).resolve(), factory=factory, display=file)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..adapters.base import Fingerprinting, ModelAdapter, OutputSpec
+from ..adapters.base.arrays import add_to_digest
 
 # Model object -> digests of the preflights that passed on it.
 _passed: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
@@ -54,9 +55,7 @@ class PassedPreflight:
         digest = hashlib.sha1(usedforsecurity=False)
         digest.update(f"{weights}|{[spec.index for spec in outputs]}|{axis}".encode())
         for array in batch:
-            values = np.ascontiguousarray(array)
-            digest.update(f"|{values.shape}|{values.dtype.str}|".encode())
-            digest.update(values.reshape(-1).view(np.uint8).data)
+            add_to_digest(digest, array)
         return cls(model, digest.hexdigest())
 
     def passed_before(self) -> bool:

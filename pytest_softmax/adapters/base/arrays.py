@@ -2,13 +2,13 @@
 
 What counts as a float array (bfloat16 from ml_dtypes included: numpy
 reports its kind as ``'V'``), widening to float64 for sums, and the row-sum
-error ``|sum - 1|`` itself.
+error ``|sum - 1|`` itself, and feeding an array to a digest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,3 +55,18 @@ def nonfinite_count(values: Any) -> int:
         return 0
     widened = array if array.dtype.kind == "c" else as_float64(array)
     return int((~np.isfinite(widened)).sum())
+
+
+class Digest(Protocol):
+    """What :func:`add_to_digest` needs of a ``hashlib`` object."""
+
+    def update(self, data: Any, /) -> None: ...
+
+
+def add_to_digest(digest: Digest, array: Any, label: str = "") -> None:
+    """Feed ``array``'s shape, dtype and bytes (and ``label``, a name for
+    it) to ``digest``: equal arrays feed equal bytes, whatever their
+    memory layout."""
+    values = np.ascontiguousarray(array)
+    digest.update(f"{label}|{values.shape}|{values.dtype.str}|".encode())
+    digest.update(values.reshape(-1).view(np.uint8).data)

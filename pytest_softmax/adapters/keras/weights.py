@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..base import NonFiniteWeight
-from ..base.arrays import can_be_nonfinite
+from ..base.arrays import add_to_digest, can_be_nonfinite
 from ..base.records import POSITIVE_PARAMETER, VARIANCE_STATISTIC, LayerRecord, VariableSummary
 from .probe import layer_paths
 
@@ -61,10 +61,8 @@ def weights_digest(model: Any) -> str:
     # SHA-1 as a change detector (twice blake2b's speed here), not for security.
     digest = hashlib.sha1(usedforsecurity=False)
     for variable in getattr(model, "variables", []):
-        values = np.ascontiguousarray(to_numpy(variable.value if isinstance(variable, keras.Variable) else variable))
-        digest.update(f"{getattr(variable, 'path', getattr(variable, 'name', ''))}|{values.shape}|{values.dtype}|"
-                      .encode())
-        digest.update(values.reshape(-1).view(np.uint8).data)
+        add_to_digest(digest, to_numpy(variable.value if isinstance(variable, keras.Variable) else variable),
+                      label=str(getattr(variable, "path", getattr(variable, "name", ""))))
     return digest.hexdigest()
 
 

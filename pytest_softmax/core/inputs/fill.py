@@ -24,7 +24,7 @@ input can be rebuilt exactly from its one-line description.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -147,7 +147,7 @@ def float_values(
         # Offset, scale and clip go on the pattern's values before a random
         # block is tiled over millions of positions: the same values, each
         # computed once per block rather than once per position.
-        values, largest_base, tile = _base_pattern(pattern, size, work, seed)
+        values, largest_base = _base_pattern(pattern, size, work, seed)
         if offset:
             values += offset
         if scale != 1.0:
@@ -156,7 +156,7 @@ def float_values(
         # common case (every magnitude but the largest).
         if (largest_base + abs(offset)) * abs(scale) > limit:
             np.clip(values, -limit, limit, out=values)
-        flat = tile(values, rows) if tile is not None else values
+        flat = _tiled(values, size, rows, seed) if values.size < size else values
     if size:
         for position, value in spikes:
             flat[position % size] = max(-limit, min(limit, value))
@@ -170,32 +170,30 @@ def _one_per_row(flat: np.ndarray, rows: int, position: int, value: float) -> No
         flat.reshape(max(rows, 1), row_length)[:, position % row_length] = value
 
 
-def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: int
-                  ) -> tuple[np.ndarray, float, Callable[[np.ndarray, int], np.ndarray] | None]:
-    """The pattern's values before offset and scale, the largest |value|,
-    and for a random pattern larger than one block, how to tile the block
-    (its values, then ``rows``) over all ``size`` positions."""
+def _base_pattern(pattern: str, size: int, work: np.dtype[np.floating], seed: int) -> tuple[np.ndarray, float]:
+    """The pattern's values before offset and scale, and the largest
+    |value|: all ``size`` of them, or for a random pattern one block of at
+    most :data:`RANDOM_BLOCK` (:func:`_tiled` spreads it over the rest)."""
     if pattern == "ramp":
         flat = np.arange(size, dtype=work)
         flat *= 2.0 / max(size - 1, 1)
         flat -= 1
-        return flat, 1.0, None
+        return flat, 1.0
     if pattern == "alternating":
         flat = batch_buffer(size, work)
         flat[0::2] = 1
         flat[1::2] = -1
-        return flat, 1.0, None
+        return flat, 1.0
     block = _random_block(pattern, min(size, RANDOM_BLOCK), work, seed)
-    largest = float(np.abs(block).max(initial=0.0))
-    if size <= RANDOM_BLOCK:
-        return block, largest, None
+    return block, float(np.abs(block).max(initial=0.0))
 
-    def tile(values: np.ndarray, rows: int) -> np.ndarray:
-        flat = batch_buffer(size, work)
-        _tile_rows(np.random.default_rng(seed), values, flat, rows)
-        return flat
 
-    return block, largest, tile
+def _tiled(block: np.ndarray, size: int, rows: int, seed: int) -> np.ndarray:
+    """``size`` values made of ``rows`` rows, each a stretch of ``block``
+    starting where the seed's generator says."""
+    flat = batch_buffer(size, block.dtype)
+    _tile_rows(np.random.default_rng(seed), block, flat, rows)
+    return flat
 
 
 def int_values(
