@@ -226,7 +226,7 @@ def regrouped_by(kind: str) -> keras.Model:
 @functools.cache
 def diverged_weights() -> keras.Model:
     """A Dense kernel holding NaN (training diverged) before a ReLU: graph-mode
-    TensorFlow fuses MatMul+ReLU and the output comes out finite."""
+    TensorFlow fuses MatMul+ReLU, and on some CPUs the output comes out finite."""
     model = keras.Sequential([
         keras.Input((6,)), keras.layers.Dense(8, activation="relu", name="hidden"),
         keras.layers.Dense(3, activation="softmax", name="probs"),

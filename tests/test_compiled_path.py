@@ -80,8 +80,8 @@ def test_nan_hidden_by_the_compiled_forward_fails_with_model_x_outputs() -> None
     assert report.diagnosis[0] == (
         "model(x) returns 12 NaN/Inf values on output 'probs' (probs: Dense) for this batch, but the compiled "
         "forward the check runs (stand-in jit) returns finite rows for the same batch: the compiled path hides the "
-        "NaN (TensorFlow's fused MatMul+BiasAdd+Relu turns NaN into 0, as model.predict does), so the values shown "
-        "are model(x)'s; fix the layer that makes it")
+        "NaN (a fused kernel can turn NaN into 0, as TensorFlow's MatMul+BiasAdd+Relu does on some CPUs, and "
+        "model.predict runs it too), so the values shown are model(x)'s; fix the layer that makes it")
     assert report.failing_input[0].rebuild.startswith("pytest_softmax.ArrayRecipe(pattern='normal'")
     assert "  failing input (the batch tried before the search):" in str(report)
 

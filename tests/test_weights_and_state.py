@@ -165,9 +165,9 @@ def test_the_nan_failure_reads_in_full() -> None:
         ("  also infinite (allowed on their own where the outputs stay distributions): Dense 'm/dense': trainable "
          "variable 'bias' holds 1 Inf of 10 values"),
         ("  weights holding NaN are checked before any input is tried, because the forward pass can hide them "
-         "(TensorFlow's fused MatMul+ReLU turns NaN into 0, as model.predict does): training diverged (lower the "
-         "learning rate, clip gradients, look for log(0) or a division by zero in the loss) or the model was saved "
-         "after it did; retrain or load a checkpoint from before"),
+         "(TensorFlow's fused MatMul+ReLU turns NaN into 0 on some CPUs, as model.predict does): training diverged "
+         "(lower the learning rate, clip gradients, look for log(0) or a division by zero in the loss) or the model "
+         "was saved after it did; retrain or load a checkpoint from before"),
     ]
     two = inspect_weights(StandIn([weight("kernel", nan=1), weight("bias", nan=1)])).failure
     assert two is not None and two.violations[0].message.endswith("holds 1 NaN of 10 values; 1 more variable too")

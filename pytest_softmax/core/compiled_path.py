@@ -3,7 +3,8 @@
 The search runs the model compiled (a ``tf.function``, ``jax.jit``): many
 times faster than ``model(x)``, and what ``model.predict`` runs.  A
 compiled graph can compute otherwise, though: TensorFlow fuses
-MatMul+BiasAdd+Relu, and the fused kernel turns NaN into 0, so a model
+MatMul+BiasAdd+Relu, and on some CPUs the fused kernel turns NaN into 0
+(on others it keeps the NaN), so a model
 whose ``model(x)`` returns NaN (a ``BatchNormalization`` with a negative
 moving variance before a ``Dense(..., activation='relu')``) can return
 tidy uniform rows from the compiled forward, and would pass.
@@ -73,8 +74,9 @@ def _report(adapter: ModelAdapter, spec: OutputSpec, batch: Sequence[np.ndarray]
     if hidden:
         line = (f"model(x) returns {check.nonfinite_values} NaN/Inf values on {spec.label} for this batch, but "
                 f"the compiled forward the check runs ({compiled}) returns finite rows for the same batch: the "
-                "compiled path hides the NaN (TensorFlow's fused MatMul+BiasAdd+Relu turns NaN into 0, as "
-                "model.predict does), so the values shown are model(x)'s; fix the layer that makes it")
+                "compiled path hides the NaN (a fused kernel can turn NaN into 0, as TensorFlow's MatMul+BiasAdd+Relu "
+                "does on some CPUs, and model.predict runs it too), so the values shown are model(x)'s; fix the "
+                "layer that makes it")
         hides = f"hidden by the compiled forward ({compiled})"
     else:
         line = (f"the compiled forward the check runs ({compiled}) returns {check.nonfinite_values} NaN/Inf values "

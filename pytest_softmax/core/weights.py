@@ -3,8 +3,8 @@
 A variable holding NaN fails the check before the search, naming the layer
 and the variable: NaN is what a diverged training leaves, and the outputs
 cannot be trusted to show it (in graph mode TensorFlow fuses
-MatMul+BiasAdd+ReLU, and the fused kernel turns a NaN kernel's output into
-0, as ``model.predict`` does).
+MatMul+BiasAdd+ReLU, and on some CPUs the fused kernel turns a NaN
+kernel's output into 0, as ``model.predict`` runs it).
 
 An infinite value is not always a fault: a ``-inf`` bias entry switches a
 class off (its probability is exactly 0, the rows still sum to 1), a
@@ -103,6 +103,6 @@ def _more(weights: list[NonFiniteWeight]) -> str:
 
 def _advice() -> str:
     return ("weights holding NaN are checked before any input is tried, because the forward pass can hide them "
-            "(TensorFlow's fused MatMul+ReLU turns NaN into 0, as model.predict does): training diverged "
+            "(TensorFlow's fused MatMul+ReLU turns NaN into 0 on some CPUs, as model.predict does): training diverged "
             "(lower the learning rate, clip gradients, look for log(0) or a division by zero in the loss) or "
             "the model was saved after it did; retrain or load a checkpoint from before")

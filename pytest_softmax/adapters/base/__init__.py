@@ -205,8 +205,8 @@ class NonFiniteWeight:
 class WeightInspecting(Protocol):
     """Optional: the model's variables can be read before the search, so
     that a diverged (NaN) weight fails the check whatever the forward pass
-    shows (TensorFlow's fused MatMul+ReLU turns a NaN kernel's output into
-    0); infinite-only variables are left to the outputs, and named in the
+    shows (on some CPUs TensorFlow's fused MatMul+ReLU turns a NaN kernel's
+    output into 0); infinite-only variables are left to the outputs, and named in the
     report."""
 
     def nonfinite_weights(self) -> list[NonFiniteWeight]:
@@ -218,7 +218,7 @@ class WeightInspecting(Protocol):
 class EagerComparing(Protocol):
     """Optional: the forward the check runs is compiled (a ``tf.function``,
     ``jax.jit``) and the model can also be run as ``model(x)`` runs it.  A
-    compiled graph can compute otherwise: TensorFlow's fused
+    compiled graph can compute otherwise: on some CPUs TensorFlow's fused
     MatMul+BiasAdd+Relu turns NaN into 0, so ``model(x)`` may return NaN
     where the compiled forward returns tidy rows."""
 

@@ -3,8 +3,8 @@
 Non-finite variables, named by the layer that owns them, are read once per
 check, before the search: a kernel holding NaN after a diverged training
 run can be hidden by the forward pass itself (TensorFlow fuses
-MatMul+BiasAdd+ReLU in graph mode, and the fused kernel turns NaN into 0,
-as ``model.predict`` does), so the outputs alone cannot be trusted to show
+MatMul+BiasAdd+ReLU in graph mode, and on some CPUs the fused kernel turns
+NaN into 0, as ``model.predict`` runs it), so the outputs alone cannot be trusted to show
 it.  (Whether an infinite value fails the check is the engine's call.)
 
 When a failure is explained, the probe also summarizes each probed layer's
