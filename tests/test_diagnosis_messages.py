@@ -496,7 +496,8 @@ def test_a_negative_variance_before_a_fused_dense_relu_is_named_whatever_the_cpu
     with pytest.raises(SoftmaxInvariantError) as raised:
         check_softmax(model, max_examples=5)
     report = raised.value.report
-    hidden = "" if np.isnan(compiled_rows).all() else "; hidden by the compiled forward (tf.function over the input signature)"
+    hidden_here = not np.isnan(compiled_rows).all()
+    hidden = "; hidden by the compiled forward (tf.function over the input signature)" if hidden_here else ""
     assert (report.layer_at_fault, report.cause) == (
         "stale_stats_relu/bn (BatchNormalization)", f"negative moving_variance (-0.5) under a square root{hidden}")
 

@@ -9,14 +9,21 @@ fast: these are what the mutation run of fill.py is checked against."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
+import itertools
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from pytest_softmax.core.inputs import fill
-from pytest_softmax.core.inputs.fill import BUFFER_ALIGNMENT, RANDOM_BLOCK, RANDOM_TABLE, float_values, int_values
+from pytest_softmax.core.inputs.fill import (
+    BUFFER_ALIGNMENT,
+    RANDOM_BLOCK,
+    RANDOM_TABLE,
+    float_values,
+    int_values,
+)
 from pytest_softmax.core.inputs.recipes import ArrayRecipe
 
 
@@ -150,7 +157,7 @@ def test_a_seed_starts_its_block_anywhere_in_the_table_and_neighbours_far_apart(
     starts = [fill.table_start(seed) for seed in range(1000)]
     assert all(0 <= start < RANDOM_TABLE for start in starts)
     assert len(set(starts)) == 1000
-    gaps = [abs(a - b) for a, b in zip(starts, starts[1:])]
+    gaps = [abs(a - b) for a, b in itertools.pairwise(starts)]
     assert sorted(gaps)[len(gaps) // 2] > RANDOM_TABLE // 8  # neighbouring seeds do not share most of a block
     assert max(starts) > RANDOM_TABLE * 0.99 and min(starts) < RANDOM_TABLE * 0.01
     # SplitMix64's published first output for seed 0, taken modulo the table size.

@@ -4,10 +4,10 @@ The search runs the model compiled (a ``tf.function``, ``jax.jit``): many
 times faster than ``model(x)``, and what ``model.predict`` runs.  A
 compiled graph can compute otherwise, though: TensorFlow fuses
 MatMul+BiasAdd+Relu, and on some CPUs the fused kernel turns NaN into 0
-(on others it keeps the NaN), so a model
-whose ``model(x)`` returns NaN (a ``BatchNormalization`` with a negative
-moving variance before a ``Dense(..., activation='relu')``) can return
-tidy uniform rows from the compiled forward, and would pass.
+(on others it keeps the NaN), so a model whose ``model(x)`` returns NaN (a
+``BatchNormalization`` with a negative moving variance before a
+``Dense(..., activation='relu')``) can return tidy uniform rows from the
+compiled forward, and would pass.
 
 One eager call on the preflight batch settles it: where the compiled and
 the eager forward disagree on finiteness, the check fails, names the layer

@@ -206,8 +206,8 @@ class WeightInspecting(Protocol):
     """Optional: the model's variables can be read before the search, so
     that a diverged (NaN) weight fails the check whatever the forward pass
     shows (on some CPUs TensorFlow's fused MatMul+ReLU turns a NaN kernel's
-    output into 0); infinite-only variables are left to the outputs, and named in the
-    report."""
+    output into 0); infinite-only variables are left to the outputs, and
+    named in the report."""
 
     def nonfinite_weights(self) -> list[NonFiniteWeight]:
         """Every trainable or non-trainable variable holding NaN/Inf."""

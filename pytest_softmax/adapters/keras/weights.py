@@ -4,8 +4,8 @@ Non-finite variables, named by the layer that owns them, are read once per
 check, before the search: a kernel holding NaN after a diverged training
 run can be hidden by the forward pass itself (TensorFlow fuses
 MatMul+BiasAdd+ReLU in graph mode, and on some CPUs the fused kernel turns
-NaN into 0, as ``model.predict`` runs it), so the outputs alone cannot be trusted to show
-it.  (Whether an infinite value fails the check is the engine's call.)
+NaN into 0, as ``model.predict`` runs it), so the outputs alone cannot be
+trusted to show it.  (Whether an infinite value fails the check is the engine's call.)
 
 When a failure is explained, the probe also summarizes each probed layer's
 variables (:func:`variable_summaries`): the diagnosis reads there why a
